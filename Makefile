@@ -45,7 +45,7 @@ docs-check: docs
 test: check-sync nbtest pytest docs-check
 
 reproduce: env
-	$(BIN)/python -m sslseg.reproduce --profile $(PROFILE)
+	$(BIN)/sslseg-sweep --profile $(PROFILE) --report
 
 clean-runs:
 	rm -rf runs

@@ -1,0 +1,190 @@
+#!/usr/bin/env python
+"""Build the documentation site offline: nbdev-processed notebooks -> mkdocs-material + mkdocs-jupyter -> `_site/`.
+
+Usage: python tools/build_docs.py [--force] [--n_workers N] [--nbs DIR]
+
+1. Process every notebook of `nbs/` (not `_*`, not in `_*`/`.*` folders) with nbdev's doc processors into `_proc/`
+   (show_doc API cells, hidden cells dropped, doc links). This is what `nbdev_proc_nbs` does after its Quarto step;
+   the CLI itself is not called because, without Quarto, it runs `sudo` to install Quarto and then
+   `pip install -e .[dev]` with whatever `pip` is first on PATH, and writes `_quarto.yml`/`nbdev.yml`/`sidebar.yml`
+   into `nbs/`.
+2. Stage the processed notebooks in `_docs/` (mkdocs' `docs_dir`): Quarto front matter becomes a `# Title` and
+   `> summary`, `#|` directives are honoured (`output: asis` cells become markdown, `echo: false` hides the input,
+   `include: false` drops the cell) and stripped.
+3. Render `_site/` with `mkdocs.yml`, the nav generated here: Home (index.ipynb), the numbered library notebooks in
+   order, then the experiment notebooks. Notebooks are not executed; the site shows their committed outputs.
+Any failure exits non-zero with a one-line reason on stderr.
+"""
+from __future__ import annotations
+import argparse, json, os, re, shutil, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROC, STAGE, SITE = ROOT/'_proc', ROOT/'_docs', ROOT/'_site'
+
+
+class DocsError(Exception): pass
+
+
+def find_notebooks(nbs:Path)->list[Path]:
+    "Every documentable notebook under `nbs`, sorted by path; `_*` and `.*` files and folders are skipped."
+    out = [p for p in nbs.rglob('*.ipynb')
+           if not any(part.startswith(('_', '.')) for part in p.relative_to(nbs).parts)]
+    return sorted(out, key=lambda p: p.relative_to(nbs).as_posix())
+
+
+MANIFEST = PROC/'.build_docs.json'
+
+def _fingerprint(p:Path)->list: st = p.stat(); return [str(p.resolve()), st.st_mtime_ns, st.st_size]
+
+def process(nbs:Path, notebooks:list[Path], n_workers:int, force:bool):
+    "Run nbdev's doc processors over `nbs` into `_proc/` (cached unless `force`)."
+    from nbdev.serve import proc_nbs
+    for p in notebooks:  # name the file when one is not a notebook at all (nbdev's error would not)
+        try: json.loads(p.read_text(encoding='utf-8'))['cells']
+        except (ValueError, KeyError, TypeError) as e: raise DocsError(f"{p}: not a valid notebook ({e!r})") from e
+    # nbdev's cache only compares mtimes with the cache folder's; also redo a notebook whose source file changed
+    # in any way since it was processed (another checkout, a `git checkout` to an older commit, ...)
+    old = json.loads(MANIFEST.read_text()) if MANIFEST.exists() and not force else {}
+    new = {p.relative_to(nbs).as_posix(): _fingerprint(p) for p in notebooks}
+    for rel, fp in new.items():
+        if old.get(rel) != fp: (PROC/rel).unlink(missing_ok=True)
+    if MANIFEST.exists(): MANIFEST.unlink()  # rewritten only after a successful run
+    proc_nbs(path=str(nbs), n_workers=n_workers, force=force)
+    MANIFEST.write_text(json.dumps(new, indent=1))
+
+
+_DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+:?)\s*(.*)$')
+
+def _directives(src:str)->tuple[dict, str]:
+    "Leading `#| key: value` directives of a code cell and the source without them."
+    lines, d = src.splitlines(), {}
+    i = 0
+    while i < len(lines) and (not lines[i].strip() or _DIRECTIVE.match(lines[i])):
+        m = _DIRECTIVE.match(lines[i])
+        if m: d[m.group(1).rstrip(':')] = m.group(2).strip().lower()
+        i += 1
+    return d, '\n'.join(lines[i:])
+
+
+def _src(cell)->str: return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+
+
+def _front_matter(cell)->dict|None:
+    if cell['cell_type'] != 'raw': return None
+    s = _src(cell).strip()
+    if not (s.startswith('---') and s.endswith('---')): return None
+    import yaml
+    try: return yaml.safe_load(s.strip('-').strip()) or {}
+    except yaml.YAMLError: return None
+
+
+_QUARTO_ATTRS = re.compile(r'(\]\([^)]*\))\{[^{}\n]*(?:target|style)=[^{}\n]*\}')  # [source](url){target="_blank" ...}
+
+def _md(text:str)->dict:
+    import hashlib
+    return dict(cell_type='markdown', id='md-' + hashlib.md5(text.encode()).hexdigest()[:12], metadata={}, source=text)
+
+
+def stage_notebook(src:Path, dst:Path)->str:
+    "Rewrite a processed notebook for mkdocs-jupyter; return its page title."
+    nb = json.loads(src.read_text(encoding='utf-8'))
+    cells, title = [], None
+    for c in nb['cells']:
+        s = _src(c)
+        fm = _front_matter(c)
+        if fm is not None:
+            title = str(fm.get('title') or dst.stem)
+            cells.append(_md(f"# {title}" + (f"\n\n> {fm['description']}" if fm.get('description') else '')))
+            continue
+        if c['cell_type'] == 'markdown' and s.strip().startswith('<!-- WARNING: THIS FILE WAS AUTOGENERATED'): continue
+        if c['cell_type'] != 'code': cells.append(c); continue
+        d, body = _directives(s)
+        if d.get('include') == 'false': continue
+        if d.get('output') == 'asis':  # show_doc and friends: their markdown output is the content
+            md = [''.join(o['data']['text/markdown']) for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+            if md: cells.append(_md(_QUARTO_ATTRS.sub(r'\1', '\n\n'.join(md))))
+            continue
+        c = dict(c, source=body)
+        if d.get('echo') == 'false':
+            c['metadata'] = dict(c.get('metadata', {}), tags=[*c.get('metadata', {}).get('tags', []), 'hide_input'])
+        if d.get('output') == 'false': c['outputs'] = []
+        if not body.strip() and not c.get('outputs'): continue
+        cells.append(c)
+    if title is None:  # no front matter: use the first H1, else the file name
+        h1 = next((m.group(1) for c in cells if c['cell_type'] == 'markdown'
+                   for m in [re.match(r'#\s+(.+)', _src(c).strip())] if m), None)
+        title = h1 or dst.stem
+        if h1 is None: cells.insert(0, _md(f"# {title}"))
+    nb['cells'] = cells
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+    return title
+
+
+def stage(nbs:Path, notebooks:list[Path])->list:
+    "Fill `_docs/` from `_proc/`; return the mkdocs nav."
+    if STAGE.exists(): shutil.rmtree(STAGE)
+    STAGE.mkdir()
+    home, lib, exp = [], [], []
+    for p in notebooks:
+        rel = p.relative_to(nbs)
+        src = PROC/rel
+        if not src.exists(): raise DocsError(f"{rel}: nbdev processing produced no {src.relative_to(ROOT)}")
+        try: title = stage_notebook(src, STAGE/rel)
+        except (KeyError, ValueError, TypeError) as e: raise DocsError(f"{rel}: cannot stage processed notebook ({e!r})") from e
+        entry = {title: rel.as_posix()}
+        if rel.as_posix() == 'index.ipynb': home.append({'Home': 'index.ipynb'})
+        elif rel.name[0].isdigit(): lib.append(entry)
+        else: exp.append(entry)
+    nav = home + ([{'Library': lib}] if lib else []) + ([{'Experiments': exp}] if exp else [])
+    if not home: print("build_docs: WARNING: nbs/index.ipynb is missing: the site has no home page", file=sys.stderr)
+    return nav
+
+
+def render(nav:list):
+    "Render `_site/` from mkdocs.yml with the generated nav."
+    from mkdocs.config import load_config
+    from mkdocs.commands.build import build
+    from mkdocs.exceptions import MkDocsException
+    cfg_file = ROOT/'mkdocs.yml'
+    if not cfg_file.exists(): raise DocsError(f"{cfg_file} is missing")
+    try:
+        cfg = load_config(str(cfg_file), nav=nav, docs_dir=str(STAGE), site_dir=str(SITE))
+        build(cfg)
+    except (MkDocsException, SystemExit) as e: raise DocsError(f"mkdocs build failed: {e}") from e
+
+
+def main(argv=None)->int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--force', action='store_true', help='reprocess every notebook (ignore the _proc/ cache)')
+    ap.add_argument('--n_workers', type=int, default=2, help='parallel nbdev processing workers (0: serial)')
+    ap.add_argument('--nbs', default=None, help='notebook folder (default: nbs_path of settings.ini)')
+    a = ap.parse_args(argv)
+    os.chdir(ROOT)  # nbdev finds settings.ini from the cwd
+    # the processors import `sslseg` in spawned workers: make the checkout importable even without an editable install
+    os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+    t0 = time.time()
+    try:
+        if SITE.exists(): shutil.rmtree(SITE)  # a failed build must not leave an older site looking current
+        nbs = Path(a.nbs).resolve() if a.nbs else ROOT/'nbs'
+        notebooks = find_notebooks(nbs)
+        if not notebooks: raise DocsError(f"no notebooks found in {nbs}")
+        t = time.time(); process(nbs, notebooks, a.n_workers, a.force); t_proc = time.time() - t
+        nav = stage(nbs, notebooks)
+        t = time.time(); render(nav); t_site = time.time() - t
+    except DocsError as e:
+        print(f"build_docs: ERROR: {e}", file=sys.stderr); return 1
+    except Exception as e:  # a notebook that nbdev cannot process, a broken mkdocs.yml, ...
+        import traceback; traceback.print_exc()
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        hint = (" (nbdev's doc processor runs every exported cell and every cell holding an import: keep imports in"
+                " their own cell, see STYLE.md)") if msg.startswith('Error in notebook') else ''
+        print(f"build_docs: ERROR: {type(e).__name__}: {msg}{hint}", file=sys.stderr); return 1
+    print(f"build_docs: {len(notebooks)} notebooks -> {SITE.relative_to(ROOT)}/ in {time.time() - t0:.1f} s "
+          f"(nbdev processing {t_proc:.1f} s, mkdocs {t_site:.1f} s)")
+    return 0
+
+
+if __name__ == '__main__': sys.exit(main())

@@ -116,3 +116,16 @@ def test_synthaerial(tmp_path):
     man = read_json(a/'synthaerial.json'); assert man['areas'] == VAIHINGEN_AREAS[:4] and man['train_areas'] == [1, 3, 5, 7]
     root = ensure_synthaerial('ci', root=tmp_path/'c', workers=0, progress=False, n_tiles=2, tile_size=(32, 32))
     with pytest.raises(ValueError, match='synthaerial'): ensure_synthaerial('ci', root=root, progress=False, n_tiles=3, tile_size=(32, 32))
+
+_ENSURE_SCRIPT = """
+import sys
+from sslseg.synth import ensure_synthcity
+ensure_synthcity('ci', root=sys.argv[1], workers=0, progress=False, n_train=6, n_val=1, n_test=1, size=(32, 64))
+"""
+
+def test_concurrent_ensure(tmp_path):
+    "Two processes asking for the same dataset at once (parallel notebook tests) generate it once, both succeed."
+    root = tmp_path/'sc'
+    procs = [subprocess.Popen([sys.executable, '-c', _ENSURE_SCRIPT, str(root)]) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert (root/'synthcity.json').exists() and len(list(root.glob('leftImg8bit/*/*/*.png'))) == 8

@@ -9,7 +9,7 @@ TORCH_PAIR := "torch==2.15.*" "torchvision==0.29.*"
 NB_WORKERS ?= 2
 PROFILE ?= quick
 
-.PHONY: env test reproduce docs check-sync nbtest pytest docs-check clean-runs
+.PHONY: env test reproduce docs readme check-sync nbtest pytest docs-check clean-runs
 
 $(STAMP): settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,10 @@ env: $(STAMP)
 # nbdev_export and nbdev_clean must leave the tree as it was (notebooks are the source of truth)
 check-sync: env
 	@before=$$({ git status --porcelain; git diff; } | md5sum); \
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean; \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/readme.py; \
 	after=$$({ git status --porcelain; git diff; } | md5sum); \
 	if [ "$$before" != "$$after" ]; then \
-	  echo "ERROR: nbdev_export / nbdev_clean changed files: notebooks and package are out of sync"; \
+	  echo "ERROR: nbdev_export / nbdev_clean / tools/readme.py changed files: notebooks, package or README out of sync"; \
 	  git status --short; exit 1; fi; \
 	echo "notebooks and package in sync"
 
@@ -35,6 +35,9 @@ nbtest: env
 
 pytest: env
 	$(BIN)/python -m pytest tests -q -x -p no:cacheprovider
+
+readme: env
+	$(BIN)/python tools/readme.py
 
 docs: env
 	$(BIN)/python tools/build_docs.py

@@ -59,7 +59,7 @@ def to_markdown(res: dict) -> str:
              f"Host: {res['machine']['processor']} ({res['machine']['cpu_count']} cores, torch {res['machine']['torch']}, "
              f"{res['machine']['threads']} threads); git {str(res['git'].get('sha'))[:10]}"
              f"{' (dirty)' if res['git'].get('dirty') else ''}; {res['date']}.", '',
-             f"**Shared CPU:** about 6 engineers share these 2 cores; load average {res['loadavg_start']} at the start, "
+             f"**Load:** other work on these 2 cores slows the numbers; load average {res['loadavg_start']} at the start, "
              f"{res['loadavg_end']} at the end. Times are upper bounds; compare rows of one run only.", '', head,
              '|' + '---|' * 10]
     for r in res['rows']:

@@ -86,3 +86,13 @@ def test_non_atomic_write_would_break(tmp_path):
         try: json.loads(path.read_text())
         except json.JSONDecodeError: broken += 1
     assert broken >= 1
+
+def test_readme_generated_from_index():
+    "README.md is the rendering of nbs/index.ipynb (never edited by hand)."
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+def test_readme_quickstart_has_the_two_commands():
+    text = (ROOT/'README.md').read_text()
+    assert 'make reproduce' in text and 'make test' in text
+    assert 'make test' in (ROOT/'.ci'/'run').read_text()

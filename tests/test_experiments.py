@@ -28,9 +28,12 @@ def _sweep(tmp_path, *extra):
     return [str(BIN/'sslseg-sweep'), '--profile', 'ci', '--fractions', '0.5,1.0', '--inits', 'random,byol',
             '--seeds', '0', '--out', str(tmp_path/'runs'), '--jobs', '2', *extra]
 
+def _figures_snapshot()->dict:
+    return {p.name: p.read_bytes() for p in sorted((ROOT/'figures').glob('*')) if p.is_file()}
+
 def test_sweep_report_and_resume(tmp_path):
     "A sweep killed mid-way completes only what is missing when run again; the report writes figure, CSV and tables."
-    env = _env(tmp_path)
+    env, before_figs = _env(tmp_path), _figures_snapshot()
     p = subprocess.Popen(_sweep(tmp_path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, start_new_session=True)
     deadline, first = time.time() + 600, None
@@ -51,7 +54,7 @@ def test_sweep_report_and_resume(tmp_path):
     for f in ('byol_gain.png', 'byol_gain.csv', 'iou_table.md', 'iou_table.csv'): assert (figs/f).stat().st_size > 0
     csv = (figs/'byol_gain.csv').read_text().splitlines()
     assert csv[0].startswith('dataset,data,method,init') and len(csv) == 1 + 4
-    assert not (ROOT/'figures'/'byol_gain.csv').exists() or 'ci' not in (ROOT/'figures'/'byol_gain.csv').read_text().split('\n')[1]
+    assert _figures_snapshot() == before_figs, "a ci sweep must not touch the committed figures/"
 
 def test_sweep_rejects_unknown_parameter(tmp_path):
     "A typo in a parameter name is an error before anything runs (papermill alone would only warn)."

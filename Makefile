@@ -9,7 +9,7 @@ TORCH_PAIR := "torch==2.15.*" "torchvision==0.29.*"
 NB_WORKERS ?= 2
 PROFILE ?= quick
 
-.PHONY: env test reproduce docs readme check-sync nbtest pytest docs-check clean-runs
+.PHONY: env test reproduce docs readme check-sync nbtest pytest docs-check lab lab-check clean-runs
 
 $(STAMP): settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,10 +45,23 @@ docs: env
 docs-check: docs
 	$(BIN)/python -m pytest tests/test_docs_browser.py -q -p no:cacheprovider
 
+# JupyterLab on the project environment (its kernel is this venv's python); ipywidgets 8 brings the
+# @jupyter-widgets/jupyterlab-manager extension prebuilt. LAB_ARGS for more, e.g. LAB_ARGS="--port 8899 --no-browser".
+LAB_ARGS ?=
+lab: env
+	@$(BIN)/jupyter labextension list 2>&1 | grep -q '@jupyter-widgets/jupyterlab-manager.*enabled' || \
+	  { echo "ERROR: ipywidgets' JupyterLab extension is missing: make env (pip install -e '.[dev]')"; exit 1; }
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
+
+# the JupyterLab browser test alone (`make pytest` runs it with the other tests)
+lab-check: env
+	$(BIN)/python -m pytest tests/test_lab_browser.py -q -p no:cacheprovider
+
 test: check-sync nbtest pytest docs-check
 
+# every sweep spec in sweeps/ (resumable: finished runs are skipped), then the report draws every figure spec
 reproduce: env
-	$(BIN)/sslseg-sweep --profile $(PROFILE) --report
+	$(BIN)/sslseg-sweep sweeps/*.yaml --profile $(PROFILE) --report
 
 clean-runs:
 	rm -rf runs

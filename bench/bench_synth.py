@@ -1,5 +1,5 @@
 """Generation throughput of SynthCity (labelled frames incl. sequence frames and flow) and SynthAerial (tiles) at the
-`quick` profile's sizes, with 1 and 2 worker processes. Prints a table; writes bench/results/synth.json.
+`quick` scale's sizes, with 1 and 2 worker processes. Prints a table; writes bench/results/synth.json.
 
     .venv/bin/python bench/bench_synth.py [--n-city 48] [--n-aerial 12]
 
@@ -9,7 +9,8 @@ import argparse, os, platform, tempfile, time
 from pathlib import Path
 
 from sslseg.core import atomic_write_json, package_versions
-from sslseg.synth import SYNTHAERIAL_PROFILES, SYNTHCITY_PROFILES, make_synthaerial, make_synthcity
+from sslseg.synthaerial import SYNTHAERIAL_SCALES, make_synthaerial
+from sslseg.synthcity import SYNTHCITY_SCALES, make_synthcity
 
 def _time(fn):
     t = time.perf_counter(); fn(); return time.perf_counter() - t
@@ -21,7 +22,7 @@ def main(argv=None):
     ap.add_argument('--workers', type=int, nargs='+', default=[1, 2])
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'synth.json'))
     a = ap.parse_args(argv)
-    cq, aq = SYNTHCITY_PROFILES['quick'], SYNTHAERIAL_PROFILES['quick']
+    cq, aq = SYNTHCITY_SCALES['quick'], SYNTHAERIAL_SCALES['quick']
     rows = []
     for w in a.workers:
         with tempfile.TemporaryDirectory() as d:

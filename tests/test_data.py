@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from sslseg.data import (CAMVID, CITYSCAPES, VAIHINGEN, CityscapesSeg, CityscapesSequence, CropClassLabels, FolderSeg,
-                         ImageReadError, LabelledSubset, RandomCrops, UnlabeledImages, VaihingenTiles, camvid,
-                         load_class_table, make_split, read_split, split_ids, split_path, vaihingen_split,
-                         vaihingen_table)
+from sslseg.classes import CAMVID, CITYSCAPES, VAIHINGEN, load_class_table, vaihingen_table
+from sslseg.data import (CityscapesSeg, CityscapesSequence, FolderSeg, ImageReadError, LabelledSubset, UnlabelledImages,
+                         camvid, check_disjoint, ids_digest, make_split, read_split, split_ids, split_path)
+from sslseg.aerial import CropClassLabels, RandomCrops, VaihingenTiles, vaihingen_split, vaihingen_tile_ids
 from sslseg.transforms import SequenceCrop, seg_train_transform
 
 # labelId -> trainId, cityscapesScripts helpers/labels.py
@@ -169,8 +169,10 @@ def test_vaihingen_colours(tmp_path):
 def test_vaihingen_split_protocol(tmp_path):
     root = vh_tree(tmp_path/'vh')
     a = vaihingen_split(root, 0, 2, 2, 1, split_root=tmp_path/'s')
-    assert json.loads((tmp_path/'s/vaihingen/seed0.json').read_text())['labelled'] == a['labelled']
-    assert vaihingen_split(root, 0, 2, 2, 1, split_root=tmp_path/'s2') == {**a, 'path': tmp_path/'s2/vaihingen/seed0.json'}
+    key = ids_digest([1, 2, 3, 5, 10, 11])
+    assert a['path'] == tmp_path/'s/vaihingen'/key/'seed0.json'
+    assert json.loads(a['path'].read_text())['labelled'] == a['labelled']
+    assert vaihingen_split(root, 0, 2, 2, 1, split_root=tmp_path/'s2') == {**a, 'path': tmp_path/'s2/vaihingen'/key/'seed0.json'}
     parts = a['labelled'] + a['weak'] + a['val'] + a['rest']
     assert sorted(parts) == [1, 2, 3, 5, 10, 11] and len(set(parts)) == 6
     assert any(vaihingen_split(root, s, 2, 2, 1, split_root=tmp_path/'s')['labelled'] != a['labelled'] for s in range(1, 6))
@@ -224,11 +226,11 @@ def test_camvid_with_class_table(tmp_path):
 
 def test_subsets_and_unlabelled(tmp_path):
     ds = CityscapesSeg(cs_tree(tmp_path), 'train')
-    u = UnlabeledImages(ds)
+    u = UnlabelledImages(ds)
     assert len(u) == 2 and u[1].shape == (3, H, W)
     s = LabelledSubset(ds, ['bremen_000003_000019'])
     assert len(s) == 1 and (s[0][1] == ds[1][1]).all() and s.num_classes == 19
-    assert (UnlabeledImages(s)[0] == ds[1][0]).all()
+    assert (UnlabelledImages(s)[0] == ds[1][0]).all()
     (tmp_path/'gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png').write_bytes(b'broken')
     assert u[0].shape == (3, H, W)  # pretraining never reads the labels
     with pytest.raises(ImageReadError, match='aachen_000000_000019_gtFine_labelIds.png: cannot read image'):
@@ -239,14 +241,16 @@ def test_subsets_and_unlabelled(tmp_path):
 def test_split_nesting_determinism(tmp_path):
     ids = [f"c_{i:06d}_000019" for i in range(300)]
     for seed in (0, 1, 2):
-        sets = [set(read_split(make_split(ids[::-1], f, seed, 'cs', tmp_path))) for f in (0.01, 0.1, 0.5, 1.0)]
+        sets = [set(read_split(make_split(ids[::-1], f, seed, tmp_path))) for f in (0.01, 0.1, 0.5, 1.0)]
         assert [len(s) for s in sets] == [3, 30, 150, 300]
         assert sets[0] <= sets[1] <= sets[2] <= sets[3]
-    p = make_split(ids, 0.1, 0, 'cs', tmp_path)
-    assert p == split_path('cs', 0.1, 0, tmp_path) == tmp_path/'cs/0.1/seed0.txt'
-    assert make_split(ids, 0.1, 0, 'cs', tmp_path/'again').read_text() == p.read_text()
-    assert p.read_text() != (tmp_path/'cs/0.1/seed1.txt').read_text()
-    lines = p.read_text().splitlines(); assert lines == sorted(lines)
+    p = make_split(ids, 0.1, 0, tmp_path)
+    assert p == split_path(ids, 0.1, 0, tmp_path) == tmp_path/ids_digest(ids)/'0.1/seed0.json'
+    assert make_split(ids, 0.1, 0, tmp_path/'again').read_text() == p.read_text()
+    assert p.read_text() != (tmp_path/ids_digest(ids)/'0.1/seed1.json').read_text()
+    d = json.loads(p.read_text())
+    assert (d['pool'], d['n_pool'], d['fraction'], d['seed'], d['size']) == (ids_digest(ids), 300, 0.1, 0, 30)
+    assert d['ids'] == sorted(d['ids'])
     assert not list(tmp_path.rglob('*.tmp'))
 
 
@@ -254,32 +258,113 @@ def test_split_errors(tmp_path):
     ids = [str(i) for i in range(40)]
     for f in (0, -0.1, 1.01, float('nan')):
         with pytest.raises(ValueError, match=rf'fraction={f!r} must be in \(0, 1\] \(N=40\)'):
-            make_split(ids, f, 0, 'x', tmp_path)
+            make_split(ids, f, 0, tmp_path)
     with pytest.raises(ValueError, match=r'fraction=0.01 of N=40 samples rounds to 0 samples'):
-        make_split(ids, 0.01, 0, 'x', tmp_path)
-    p = make_split(ids, 0.5, 0, 'x', tmp_path)
-    with pytest.raises(ValueError, match='exists with different ids'):
-        make_split(ids[:30], 0.5, 0, 'x', tmp_path)
-    with pytest.raises(ValueError, match=r'seed0.txt: ids not in the dataset'):
+        make_split(ids, 0.01, 0, tmp_path)
+    p = make_split(ids, 0.5, 0, tmp_path)
+    d = json.loads(p.read_text()); d['ids'] = sorted(set(ids) - set(d['ids'])); p.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match='exists with different ids'):  # written once: a different file is never overwritten
+        make_split(ids, 0.5, 0, tmp_path)
+    with pytest.raises(ValueError, match=r'seed0.json: split file does not match: .*ids not in the pool'):
         read_split(p, ids[:5])
-    with pytest.raises(FileNotFoundError, match='seed9.txt: no such split file'):
-        read_split(tmp_path/'seed9.txt')
+    with pytest.raises(FileNotFoundError, match='seed9.json: no such split file'):
+        read_split(tmp_path/'seed9.json')
     ds = CityscapesSeg(cs_tree(tmp_path/'cs'), 'train')
-    (tmp_path/'sp/cs/0.5').mkdir(parents=True); (tmp_path/'sp/cs/0.5/seed0.txt').write_text('zurich_000000_000019\n')
-    with pytest.raises(ValueError, match='ids not in the dataset: zurich_000000_000019'):
-        split_ids(ds, 0.5, 0, 'cs', tmp_path/'sp')
-    assert split_ids(ds, 0.5, 1, 'cs', tmp_path/'sp')[0] in ds.ids
+    sp = split_path(ds.ids, 0.5, 0, tmp_path/'sp'); sp.parent.mkdir(parents=True)
+    sp.write_text(json.dumps(dict(pool=ids_digest(ds.ids), n_pool=2, fraction=0.5, seed=0, size=1, ids=['zurich_000000_000019'])))
+    with pytest.raises(ValueError, match='ids not in the pool: zurich_000000_000019'):
+        split_ids(ds, 0.5, 0, tmp_path/'sp')
+    assert split_ids(ds, 0.5, 1, tmp_path/'sp')[0] in ds.ids
 
 
-# ---------------------------------------------------------------- generated data (sslseg.synth, ci size)
-def _synth():
-    return pytest.importorskip('sslseg.synth')
+def _eight_then_sixteen(tmp_path):
+    "A SynthCity-like tree with 8 training images, and a copy of it with 16."
+    root = tmp_path/'cs8'
+    for k in range(8): _one_frame(root, 'aachen', k)
+    big = tmp_path/'cs16'
+    for k in range(16): _one_frame(big, 'aachen', k)
+    return CityscapesSeg(root, 'train'), CityscapesSeg(big, 'train')
 
 
+def _one_frame(root, city, seq):
+    stem = f"{city}_{seq:06d}_000019"
+    png(Path(root)/'leftImg8bit/train'/city/f"{stem}_leftImg8bit.png", np.zeros((2, 3, 3), np.uint8))
+    png(Path(root)/'gtFine/train'/city/f"{stem}_gtFine_labelIds.png", np.full((2, 3), 7, np.uint8))
+
+
+def test_split_of_other_data_is_refused(tmp_path):
+    "Issue 9 problem 3: the 16-image copy must not use the 8-image split (it used to: '4 labelled of 16' as fraction 0.5)."
+    ds8, ds16 = _eight_then_sixteen(tmp_path)
+    ids8 = split_ids(ds8, 0.5, 0, tmp_path/'sp', dataset='synthcity')
+    assert len(ids8) == 4
+    assert len(split_ids(ds16, 0.5, 0, tmp_path/'sp', dataset='synthcity')) == 8  # its own file, keyed by its ids
+    # the 8-image file put where the 16-image pool's split lives (copied data, copied splits): refused, naming the file
+    p8, p16 = split_path(ds8.ids, 0.5, 0, tmp_path/'sp'), split_path(ds16.ids, 0.5, 0, tmp_path/'sp')
+    assert p8 != p16
+    p16.write_bytes(p8.read_bytes())
+    with pytest.raises(ValueError, match=rf'{p16}: split file does not match: it was drawn from a pool of 8 ids .* this pool has 16 ids'):
+        split_ids(ds16, 0.5, 0, tmp_path/'sp')
+
+
+def test_split_with_too_many_ids_is_refused(tmp_path):
+    "Issue 9 problem 3: a split file holding all 8 ids presented as fraction 0.1 is refused."
+    ds8, _ = _eight_then_sixteen(tmp_path)
+    p = split_path(ds8.ids, 0.1, 0, tmp_path/'sp'); p.parent.mkdir(parents=True)
+    p.write_text(json.dumps(dict(pool=ids_digest(ds8.ids), n_pool=8, fraction=0.1, seed=0, size=8, ids=ds8.ids)))
+    with pytest.raises(ValueError, match=rf'{p}: split file does not match: size 8, but fraction 0.1 of 8 ids is 1'):
+        split_ids(ds8, 0.1, 0, tmp_path/'sp')
+    p.write_text(json.dumps(dict(pool=ids_digest(ds8.ids), n_pool=8, fraction=1.0, seed=0, size=8, ids=ds8.ids)))
+    with pytest.raises(ValueError, match=rf'{p}: split file does not match: fraction 1.0, not 0.1'):
+        split_ids(ds8, 0.1, 0, tmp_path/'sp')
+    p.write_text(json.dumps(dict(pool=ids_digest(ds8.ids), n_pool=8, fraction=0.1, seed=3, size=1, ids=ds8.ids[:1])))
+    with pytest.raises(ValueError, match=rf'{p}: split file does not match: seed 3, not 0'):
+        split_ids(ds8, 0.1, 0, tmp_path/'sp')
+
+
+def test_unreadable_split_file_is_named(tmp_path):
+    "Issue 9 problem 3: binary garbage in a split file is an error naming the file (it was a bare UnicodeDecodeError)."
+    ds8, _ = _eight_then_sixteen(tmp_path)
+    p = split_path(ds8.ids, 0.5, 0, tmp_path/'sp'); p.parent.mkdir(parents=True)
+    p.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match=rf'{p}: not a split file'):
+        split_ids(ds8, 0.5, 0, tmp_path/'sp')
+    p.write_text('[1, 2')
+    with pytest.raises(ValueError, match=rf'{p}: not a split file'):
+        split_ids(ds8, 0.5, 0, tmp_path/'sp')
+    vh = vh_tree(tmp_path/'vh')
+    q = vaihingen_split(vh, 0, 2, 2, 1, split_root=tmp_path/'vs')['path']
+    q.write_bytes(b'\xff\xfe\x00')
+    with pytest.raises(ValueError, match=rf'{q}: not a Vaihingen split file'):
+        vaihingen_split(vh, 0, 2, 2, 1, split_root=tmp_path/'vs')
+
+
+# ---------------------------------------------------------------- disjoint splits
+def test_check_disjoint_every_dataset_type(tmp_path):
+    "val/test overlap is found for LabelledSubset pairs too (train.py's _check_disjoint looked for a .root they lack)."
+    ds = CityscapesSeg(cs_tree(tmp_path), 'train')
+    a, b = LabelledSubset(ds, ds.ids[:1]), LabelledSubset(ds, ds.ids[1:])
+    check_disjoint(a, b)
+    with pytest.raises(ValueError, match=r'val and test share 1 samples .*bremen_000003_000019_leftImg8bit.png'):
+        check_disjoint(LabelledSubset(ds, ds.ids), b)
+    # the same files under another path (a symlinked copy) are the same samples
+    (tmp_path/'link').symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(ValueError, match='share 2 samples'):
+        check_disjoint(ds, CityscapesSeg(tmp_path/'link', 'train'))
+    with pytest.raises(ValueError, match='share 1 samples'):
+        check_disjoint(LabelledSubset(LabelledSubset(ds, ds.ids), ds.ids[:1]), torch.utils.data.Subset(a, [0]), names=('val', 'test'))
+    tiles = VaihingenTiles(vh_tree(tmp_path/'vh'), [1, 2])
+    with pytest.raises(ValueError, match='share 1 samples'):
+        check_disjoint(RandomCrops(tiles, 8, 3), VaihingenTiles(tmp_path/'vh', [2, 3]))
+    check_disjoint(CropClassLabels(tiles, 8, 1), VaihingenTiles(tmp_path/'vh', [3, 5]))
+    with pytest.raises(TypeError, match='cannot tell which samples'):
+        check_disjoint(ds, [torch.zeros(1)])
+
+
+# ---------------------------------------------------------------- generated data (sslseg.synthcity/synthaerial, ci size)
 @pytest.fixture(scope='module')
 def synthcity(tmp_path_factory):
-    synth = _synth()
-    return Path(synth.ensure_synthcity('ci', root=tmp_path_factory.mktemp('sc')/'synthcity-ci', workers=0, progress=False))
+    from sslseg.synthcity import ensure_synthcity
+    return Path(ensure_synthcity('ci', root=tmp_path_factory.mktemp('sc')/'synthcity-ci', workers=0, progress=False))
 
 
 def test_synthcity_loads(synthcity):
@@ -295,7 +380,7 @@ def test_synthcity_loads(synthcity):
 
 def test_synthcity_flow_survives_sequence_crop(synthcity):
     "frame t+1 warped back by the (cropped, maybe flipped, rescaled) flow matches frame t better than unwarped."
-    synth = _synth()
+    from sslseg import synth
     seq = CityscapesSequence(synthcity, 'train', offsets=(0, 1), with_flow=True)
     torch.manual_seed(0)
     flips, err = set(), np.zeros(3)
@@ -314,9 +399,8 @@ def test_synthcity_flow_survives_sequence_crop(synthcity):
 
 
 def test_synthaerial_loads(tmp_path):
-    synth = _synth()
-    root = Path(synth.ensure_synthaerial('ci', root=tmp_path/'synthaerial-ci', workers=0, progress=False))
-    from sslseg.data import vaihingen_tile_ids
+    from sslseg.synthaerial import ensure_synthaerial
+    root = Path(ensure_synthaerial('ci', root=tmp_path/'synthaerial-ci', workers=0, progress=False))
     assert len(vaihingen_tile_ids(root)) == 33
     sp = vaihingen_split(root, 0, split_root=tmp_path/'splits')  # the paper protocol: 3 labelled, 23 weak, 7 val
     assert (len(sp['labelled']), len(sp['weak']), len(sp['val']), sp['rest']) == (3, 23, 7, [])

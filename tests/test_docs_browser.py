@@ -1,75 +1,195 @@
 """Rendered-docs check: serve `_site/` on 127.0.0.1 and open it in headless Debian Chromium (Python playwright).
 
 Needs the site (`make docs`, i.e. `python tools/build_docs.py`) and `/usr/bin/chromium` (`apt-get install chromium`;
-`.ci/run` installs it). Checks that the home page and the metrics page render: a visible heading, and at least one
-plot `<img>` that has loaded (`naturalWidth > 0`). Screenshots go to `_proc/screenshots/` for a human look.
+`.ci/run` installs it). `SSLSEG_SITE=DIR` checks another built site (used to show the checks fail on a broken one).
+Checks, on the home, metrics and BYOL pages:
+- a visible heading; every `<img>` of the article has loaded (`naturalWidth > 0`), not just one;
+- the formulas are typeset by the site's own MathJax (its elements exist, no TeX error, no raw `$…$`/`$$…$$` left in
+  the visible text);
+- no request failed and none left 127.0.0.1 (the site works offline: no CDN; only the theme's optional fetch of
+  the repository's star count from api.github.com, which fails quietly offline, is let through);
+and, over every page of the site, that every link into the docs resolves to a file of the site (nbdev's doc links
+rewritten from the public doc_host to the local pages). `test_checks_can_fail` runs each check on a small broken
+site and requires it to fail. Screenshots go to `_proc/screenshots/` for a human look.
 """
-import functools, http.server, shutil, socket, tempfile, threading
+import functools, http.server, os, re, shutil, tempfile, threading
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT/'_site'
+SITE = Path(os.environ.get('SSLSEG_SITE') or ROOT/'_site').resolve()
 SHOTS = ROOT/'_proc'/'screenshots'
-CHROMIUM = '/usr/bin/chromium'
-FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync']
-PAGES = {  # page -> (url path, heading it must show)
-    'index': ('', None),  # the home page's heading is whatever index.ipynb's title is
-    '01_metrics': ('01_metrics/', 'Metrics'),
+PUBLIC_DOCS = 'sslseg.github.io'  # settings.ini doc_host: no page of the built site may link there
+PAGES = {  # page -> (url path, heading it must show, must hold formulas)
+    'index': ('', None, False),  # the home page's heading is whatever index.ipynb's title is
+    '01_metrics': ('01_metrics/', 'Metrics', True),
+    '05a_pretext.byol': ('05a_pretext.byol/', None, True),
 }
+# the renderer's output: MathJax 2 (HTML-CSS / CommonHTML), MathJax 3 (mjx-container) or KaTeX
+MATH_SEL = '.MathJax, .MathJax_Display, .mjx-chtml, mjx-container, .katex'
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
 
 
-@pytest.fixture(scope='module')
-def site_url():
+def _serve(directory:Path):
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Quiet, directory=str(directory)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/"
+
+
+def _need_site():
     if not (SITE/'index.html').exists() and not (SITE/'01_metrics'/'index.html').exists():
         pytest.fail(f"{SITE} holds no built site: run `make docs` (python tools/build_docs.py) first")
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Quiet, directory=str(SITE)))
-    th = threading.Thread(target=srv.serve_forever, daemon=True); th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+
+
+@pytest.fixture(scope='module')
+def site_url():
+    _need_site()
+    srv, url = _serve(SITE)
+    yield url
     srv.shutdown(); srv.server_close()
 
 
-@pytest.fixture(scope='module')
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium (as .ci/run does)")
-    from playwright.sync_api import sync_playwright
-    profile = tempfile.mkdtemp(prefix='sslseg-chromium-')
-    with sync_playwright() as p:
-        # an empty profile folder (playwright passes it as --user-data-dir)
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
-                                                   viewport={'width': 1280, 'height': 900})
-        try: yield ctx
-        finally: ctx.close(); shutil.rmtree(profile, ignore_errors=True)
 
 
-def _check_page(browser, url:str, name:str, heading:str|None):
-    page = browser.new_page()
-    errors = []
-    page.on('pageerror', lambda e: errors.append(str(e)))
+# ---- checks (each raises AssertionError naming the page and what is wrong) ----
+
+def _outside(r)->bool: return urlsplit(r.url).scheme in ('http', 'https') and urlsplit(r.url).hostname != '127.0.0.1'
+
+def _outside_ok(r)->bool:
+    "An outside request a page may make and do without: the theme's fetch of the repository's facts (repo_url)."
+    return _outside(r) and r.resource_type in ('fetch', 'xhr') and urlsplit(r.url).hostname == 'api.github.com'
+
+
+def open_page(browser, url:str):
+    "Open `url`; return (page, problems) where problems collects JS errors, failed and outside requests."
+    page, problems = browser.new_page(), []
+    page.on('pageerror', lambda e: problems.append(f"JavaScript error: {e}"))
+    page.on('requestfailed', lambda r: _outside_ok(r) or not r.url.startswith('http')  # MathJax's about:blank frame
+            or problems.append(f"request failed: {r.url[:120]} ({r.failure})"))
+    page.on('response', lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url[:120]}"))
+    page.on('request', lambda r: _outside(r) and not _outside_ok(r)
+            and problems.append(f"{r.resource_type} requested from outside the site: {r.url[:120]}"))
+    resp = page.goto(url, wait_until='load', timeout=30_000)
+    assert resp is not None and resp.ok, f"{url}: HTTP {resp.status if resp else 'no response'}"
+    return page, problems
+
+
+def check_heading(page, url:str, heading:str|None)->str:
+    h1 = page.locator('article h1').first
+    h1.wait_for(state='visible', timeout=10_000)
+    text = h1.inner_text().strip().rstrip('¶').strip()
+    assert text, f"{url}: empty <h1>"
+    if heading: assert text == heading, f"{url}: heading {text!r}, expected {heading!r}"
+    return text
+
+
+def check_images(page, url:str, need_one:bool=True):
+    "Every `<img>` of the article has loaded (lazy ones are made eager first)."
+    n = page.evaluate("() => { const a = Array.from(document.querySelectorAll('article img'));"
+                      " a.forEach(i => { i.loading = 'eager'; }); return a.length; }")
+    if need_one: assert n > 0, f"{url}: no <img> (plot output) in the page"
+    try: page.wait_for_function("() => Array.from(document.querySelectorAll('article img')).every(i => i.complete)",
+                                timeout=15_000)
+    except Exception: pass  # still loading: reported below as not loaded
+    bad = page.evaluate("() => Array.from(document.querySelectorAll('article img'))"
+                        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 80))")
+    assert not bad, f"{url}: {len(bad)} of {n} <img> did not load (naturalWidth 0): {bad}"
+
+
+# visible text of the article outside code and outside the renderer's own elements
+_VISIBLE_TEXT_JS = """() => {
+  const art = document.querySelector('article') || document.body, out = [];
+  const skip = 'script, style, pre, code, textarea, .MathJax, .MathJax_Display, .MathJax_Preview, .MJX_Assistive_MathML,'
+             + ' .mjx-chtml, mjx-container, .katex, .headerlink';
+  const w = document.createTreeWalker(art, NodeFilter.SHOW_TEXT);
+  for (let n = w.nextNode(); n; n = w.nextNode()) {
+    const el = n.parentElement;
+    if (el.closest(skip)) continue;
+    if (!el.getClientRects().length) continue;  // not displayed
+    out.push(n.textContent);
+  }
+  return out.join(' ');
+}"""
+_RAW_TEX = re.compile(r'\$\$|\$[^$\s][^$]*?\$|\\\(|\\\[')
+
+
+def check_maths(page, url:str, expect:bool=True)->int:
+    "The page's formulas are typeset: renderer elements exist, no TeX error, no raw `$…$` left; returns the count."
+    ok = page.evaluate("""() => new Promise(res => {
+        if (window.katex && !window.MathJax) { res('katex'); return; }
+        if (!(window.MathJax && window.MathJax.Hub && window.MathJax.Hub.Queue)) { res(''); return; }
+        window.MathJax.Hub.Queue(() => res('mathjax'));  // runs after the startup typesetting
+        setTimeout(() => res('timeout'), 20000); })""")
+    n = page.locator(MATH_SEL).count()
+    raw = _RAW_TEX.findall(page.evaluate(_VISIBLE_TEXT_JS))
+    errors = page.locator('.merror, mjx-merror, .katex-error').count()
+    if expect:
+        assert ok in ('mathjax', 'katex'), f"{url}: no maths renderer loaded (MathJax/KaTeX) ({ok or 'absent'})"
+        assert n > 0, f"{url}: no typeset formula ({MATH_SEL}) in the page"
+    assert not raw, f"{url}: raw TeX delimiters left in the visible text: {raw[:5]}"
+    assert not errors, f"{url}: {errors} formulas failed to typeset (TeX errors)"
+    return n
+
+
+class _Links(HTMLParser):
+    def __init__(self): super().__init__(); self.hrefs, self.ids = [], set()
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == 'a' and a.get('href'): self.hrefs.append(a['href'])
+        if a.get('id'): self.ids.add(a['id'])
+        if tag == 'a' and a.get('name'): self.ids.add(a['name'])
+
+
+def link_problems(site:Path)->tuple[list[str], int]:
+    "Links of every page of `site` into the docs that do not resolve to a file (or anchor) of the site; and the count."
+    pages, problems, n = {}, [], 0
+    def parsed(f:Path):
+        if f not in pages: pages[f] = _Links(); pages[f].feed(f.read_text(encoding='utf-8', errors='replace'))
+        return pages[f]
+    for f in sorted(site.rglob('*.html')):
+        for href in parsed(f).hrefs:
+            u = urlsplit(href)
+            if u.scheme in ('mailto', 'data', 'javascript', 'tel'): continue
+            if u.scheme or u.netloc:
+                if u.hostname == PUBLIC_DOCS: problems.append(f"{f.relative_to(site)}: public docs link {href}")
+                continue  # other outside links (source on GitHub, papers) are not the docs
+            n += 1
+            path = unquote(u.path)
+            tgt = (site/path.lstrip('/')) if path.startswith('/') else (f.parent/path if path else f)
+            tgt = Path(os.path.normpath(tgt))
+            if tgt.is_dir(): tgt = tgt/'index.html'
+            if not tgt.is_file() or site.resolve() not in tgt.resolve().parents:
+                problems.append(f"{f.relative_to(site)}: {href} -> no file {tgt}")
+            elif u.fragment and tgt.suffix == '.html' and unquote(u.fragment) not in parsed(tgt).ids:
+                problems.append(f"{f.relative_to(site)}: {href} -> no id {u.fragment!r} in {tgt.relative_to(site)}")
+    return problems, n
+
+
+# ---- the built site ----
+
+def _check_page(browser, site_url:str, name:str):
+    path, heading, maths = PAGES[name]
+    url = site_url + path
+    page, problems = open_page(browser, url)
     try:
-        resp = page.goto(url, wait_until='load', timeout=30_000)
-        assert resp is not None and resp.ok, f"{url}: HTTP {resp.status if resp else 'no response'}"
-        h1 = page.locator('article h1').first
-        h1.wait_for(state='visible', timeout=10_000)
-        text = h1.inner_text().strip().rstrip('¶').strip()
-        assert text, f"{url}: empty <h1>"
-        if heading: assert text == heading, f"{url}: heading {text!r}, expected {heading!r}"
-        imgs = page.locator('article img')
-        assert imgs.count() > 0, f"{url}: no <img> (plot output) in the page"
-        loaded = page.evaluate("() => Array.from(document.querySelectorAll('article img'))"
-                               ".filter(i => i.complete && i.naturalWidth > 0).length")
-        assert loaded > 0, f"{url}: {imgs.count()} <img> present but none has loaded (naturalWidth 0)"
-        imgs.first.scroll_into_view_if_needed()
+        text = check_heading(page, url, heading)
+        check_images(page, url)
+        if maths: check_maths(page, url)
+        else: check_maths(page, url, expect=False)  # whatever maths the page has is typeset
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS/f'{name}.png'))
-        assert not errors, f"{url}: JavaScript errors: {errors}"
+        if maths:  # a close-up of the first displayed equation
+            eq = page.locator('.MathJax_Display, mjx-container[display], .katex-display').first
+            if eq.count():
+                eq.evaluate("e => e.scrollIntoView({block: 'center'})")
+                page.screenshot(path=str(SHOTS/f'{name}-maths.png'))
+        assert not problems, f"{url}: {problems}"
         return text
     finally: page.close()
 
@@ -77,11 +197,15 @@ def _check_page(browser, url:str, name:str, heading:str|None):
 def test_index_page(site_url, browser):
     assert (SITE/'index.html').exists(), ("_site/index.html is missing: nbs/index.ipynb (the home page and the README's "
                                           "source) has not been written yet, or `make docs` was not run")
-    _check_page(browser, site_url, 'index', None)
+    _check_page(browser, site_url, 'index')
 
 
 def test_metrics_page(site_url, browser):
-    _check_page(browser, site_url + PAGES['01_metrics'][0], '01_metrics', PAGES['01_metrics'][1])
+    _check_page(browser, site_url, '01_metrics')
+
+
+def test_byol_page(site_url, browser):
+    _check_page(browser, site_url, '05a_pretext.byol')
 
 
 def test_api_docs_rendered(site_url, browser):
@@ -92,3 +216,45 @@ def test_api_docs_rendered(site_url, browser):
         for name in ('ConfusionMatrix', 'bootstrap_ci', 'mean_ci', 'iou_table'):
             assert page.locator(f'article h3:has-text("{name}")').count() > 0, f"no API entry for {name}"
     finally: page.close()
+
+
+def test_links_resolve_inside_site():
+    "Every link into the docs resolves to a file (and anchor) of the built site; none goes to the public doc_host."
+    _need_site()
+    problems, n = link_problems(SITE)
+    assert n > 100, f"only {n} internal links found in {SITE}: is the site complete?"
+    assert not problems, f"{len(problems)} of {n} links do not resolve inside the site:\n" + '\n'.join(problems[:20])
+
+
+# ---- the checks themselves can fail ----
+
+_PNG = ('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==')
+_BROKEN = {
+    'img/index.html': f'<article><h1>Images</h1><img src="data:image/png;base64,{_PNG}"><img src="missing.png"></article>',
+    'tex/index.html': '<article><h1>Maths</h1><p>The loss $\\mathcal L = \\|q - z\\|^2$ and</p>'
+                      '<p>$$\\mathcal L_{\\theta,\\xi} = 2 - 2\\cos$$</p></article>',
+    'links/index.html': '<article><h1>Links</h1><a href="https://sslseg.github.io/sslseg/metrics.html#iou_table">x</a>'
+                        '<a href="../img/">ok</a><a href="../nosuch/">missing</a><a href="../img/#nosuch">anchor</a>'
+                        '</article>',
+}
+
+
+def test_checks_can_fail(browser, tmp_path):
+    "On a small broken site: one image of two broken, formulas left raw (no renderer), public and dead links."
+    for rel, html in _BROKEN.items():
+        (tmp_path/rel).parent.mkdir(parents=True, exist_ok=True); (tmp_path/rel).write_text(f'<html><body>{html}</body></html>')
+    srv, url = _serve(tmp_path)
+    try:
+        page, problems = open_page(browser, url + 'img/')
+        with pytest.raises(AssertionError, match='1 of 2 <img> did not load'): check_images(page, url + 'img/')
+        assert any('404' in p for p in problems), problems
+        page.close()
+        page, _ = open_page(browser, url + 'tex/')
+        with pytest.raises(AssertionError, match='no maths renderer'): check_maths(page, url + 'tex/')
+        with pytest.raises(AssertionError, match='raw TeX'): check_maths(page, url + 'tex/', expect=False)
+        page.close()
+    finally: srv.shutdown(); srv.server_close()
+    problems, n = link_problems(tmp_path)
+    assert n == 3 and len(problems) == 3, problems
+    assert [p for p in problems if 'public docs link' in p] and [p for p in problems if 'no file' in p] \
+        and [p for p in problems if "no id 'nosuch'" in p], problems

@@ -25,7 +25,8 @@ def _worker(rank, world, port, out):
         cm = ConfusionMatrix(C, keep_per_image=True)
         for i in range(rank, N, world): cm.update(pred[i:i+1], tgt[i:i+1])  # this rank's shard
         cm.all_reduce()
-        if rank == 0: torch.save(dict(mat=cm.mat, per_image=cm.per_image, miou=cm.compute()['miou']), out)
+        if rank == 0: torch.save(dict(mat=cm.mat, per_image=cm.per_image, miou=cm.compute()['miou'],
+                                      backend=dist.get_backend(), world_size=dist.get_world_size()), out)
     finally: dist.destroy_process_group()
 
 
@@ -38,6 +39,7 @@ def test_all_reduce_two_processes(tmp_path):
     out = tmp_path/'rank0.pt'
     mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
     r = torch.load(out)
+    assert (r['backend'], r['world_size']) == ('gloo', 2)  # really two processes over a real backend
     pred, tgt = _split()
     ref = ConfusionMatrix(C).update(pred, tgt)
     assert torch.equal(r['mat'], ref.mat)

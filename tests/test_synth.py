@@ -1,5 +1,6 @@
-"SynthCity / SynthAerial on disk: determinism across worker counts, exact layouts, valid ids, manifest-last, kill-and-resume."
-import json, re, signal, subprocess, sys, time
+"""SynthCity / SynthAerial on disk: determinism across worker counts, exact layouts, valid ids, manifest-last, kill-and-resume,
+and a cache that never deletes what it did not write."""
+import hashlib, json, re, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 from PIL import Image
 
 from sslseg.core import atomic_write_json, read_json
-from sslseg.synth import (CITYSCAPES_LABELS, ISPRS_CLASSES, VAIHINGEN_AREAS, ensure_synthaerial, ensure_synthcity,
-                          flow_visible, make_synthaerial, make_synthcity, synthcity_sample, warp_back)
+from sslseg.classes import CITYSCAPES_LABELS, ISPRS_CLASSES
+from sslseg.synth import flow_visible, warp_back
+from sslseg.synthaerial import VAIHINGEN_AREAS, ensure_synthaerial, make_synthaerial
+from sslseg.synthcity import ensure_synthcity, make_synthcity, synthcity_sample
 
 CITY = dict(n_train=4, n_val=2, n_test=2, size=(32, 64), n_frames=3)
 
@@ -77,16 +80,22 @@ def test_manifest_last_and_resume(tmp_path, capsys):
     ensure_synthcity('ci', root=root, workers=0, progress=False, **kw)
     assert 'incomplete' in capsys.readouterr().out
     assert _tree(root) == ref
-    # a folder without manifest or marker (unknown params) is cleared and regenerated
-    (root/'synthcity.json').unlink(); (root/'leftImg8bit'/'train'/'aachen'/'junk.png').write_bytes(b'x')
-    ensure_synthcity('ci', root=root, workers=0, progress=False, **kw)
-    assert 'clearing' in capsys.readouterr().out and _tree(root) == ref
     # a manifest of other parameters is an error naming the folder
     with pytest.raises(ValueError, match=str(root)): ensure_synthcity('ci', root=root, progress=False, seed=1, **kw)
+    # an interrupted generation of other parameters: exactly the files its partial manifest lists are replaced
+    (root/'synthcity.json').unlink()
+    atomic_write_json(root/'.synthcity.partial.json', dict(params=dict(json.loads(ref['synthcity.json'])['params'], seed=7)))
+    ensure_synthcity('ci', root=root, workers=0, progress=False, **kw)
+    assert 'other parameters' in capsys.readouterr().out and _tree(root) == ref
+    # a folder without manifest or partial manifest is not ours: refused, untouched (it used to be cleared)
+    (root/'synthcity.json').unlink(); (root/'leftImg8bit'/'train'/'aachen'/'junk.png').write_bytes(b'x')
+    before = _tree(root)
+    with pytest.raises(FileExistsError, match=str(root)): ensure_synthcity('ci', root=root, workers=0, progress=False, **kw)
+    assert _tree(root) == before
 
 _KILL_SCRIPT = """
 import sys
-from sslseg.synth import make_synthcity
+from sslseg.synthcity import make_synthcity
 make_synthcity(sys.argv[1], 60, 0, 0, size=(64, 128), workers=1, progress=False)
 """
 
@@ -119,7 +128,7 @@ def test_synthaerial(tmp_path):
 
 _ENSURE_SCRIPT = """
 import sys
-from sslseg.synth import ensure_synthcity
+from sslseg.synthcity import ensure_synthcity
 ensure_synthcity('ci', root=sys.argv[1], workers=0, progress=False, n_train=6, n_val=1, n_test=1, size=(32, 64))
 """
 
@@ -129,3 +138,45 @@ def test_concurrent_ensure(tmp_path):
     procs = [subprocess.Popen([sys.executable, '-c', _ENSURE_SCRIPT, str(root)]) for _ in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     assert (root/'synthcity.json').exists() and len(list(root.glob('leftImg8bit/*/*/*.png'))) == 8
+
+
+def _hashes(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
+
+def _real_cityscapes(root: Path) -> Path:
+    "A hand-made Cityscapes tree (names SynthCity would also write), no manifest: someone's real dataset."
+    for split, city in (('train', 'aachen'), ('val', 'frankfurt'), ('test', 'berlin')):
+        for k in range(2):
+            st = f'{city}_{k:06d}_000019'
+            for d, name, arr in (('leftImg8bit', f'{st}_leftImg8bit.png', np.full((4, 6, 3), 9*k, np.uint8)),
+                                 ('gtFine', f'{st}_gtFine_labelIds.png', np.full((4, 6), 7, np.uint8)),
+                                 ('gtFine', f'{st}_gtFine_polygons.json', None),
+                                 ('leftImg8bit_sequence', f'{city}_{k:06d}_000018_leftImg8bit.png', np.zeros((4, 6, 3), np.uint8))):
+                f = root/d/split/city/name; f.parent.mkdir(parents=True, exist_ok=True)
+                if arr is None: f.write_text('{"objects": []}')
+                else: Image.fromarray(arr).save(f)
+    (root/'README').write_text('my data')
+    return root
+
+@pytest.mark.parametrize('how', ['ensure', 'make', 'ensure_aerial'])
+def test_generator_never_deletes_a_real_dataset(tmp_path, how):
+    "Pointed at a real Cityscapes tree without a manifest, the generator refuses, names the folder, and every file stays."
+    root = _real_cityscapes(tmp_path/'cityscapes')
+    before = _hashes(root)
+    kw = dict(n_train=2, n_val=2, n_test=2, size=(4, 6))
+    with pytest.raises((FileExistsError, ValueError), match=re.escape(str(root))):
+        if how == 'ensure': ensure_synthcity('ci', root=root, workers=0, progress=False, **kw)
+        elif how == 'make': make_synthcity(root, **kw, workers=0, progress=False)
+        else: ensure_synthaerial('ci', root=root, workers=0, progress=False, n_tiles=2, tile_size=8)
+    assert _hashes(root) == before
+    assert not (root/'.synthcity.partial.json').exists() and not (root/'synthcity.json').exists()
+
+def test_synth_validation_errors(tmp_path):
+    "Bad generator arguments are ValueErrors naming the parameter (they were asserts), raised before anything is written."
+    with pytest.raises(ValueError, match='n_frames=1'): make_synthcity(tmp_path/'a', 1, 0, 0, n_frames=1)
+    with pytest.raises(ValueError, match='n_train=-1'): make_synthcity(tmp_path/'a', -1, 0, 0)
+    with pytest.raises(ValueError, match='size=0'): make_synthcity(tmp_path/'a', 1, 0, 0, size=0)
+    with pytest.raises(ValueError, match='n_tiles=0'): make_synthaerial(tmp_path/'a', n_tiles=0)
+    with pytest.raises(ValueError, match="tile_size=\\(8, 0\\)"): make_synthaerial(tmp_path/'a', n_tiles=1, tile_size=(8, 0))
+    with pytest.raises(ValueError, match="unknown scale 'big'"): ensure_synthcity('big', root=tmp_path/'a')
+    assert not (tmp_path/'a').exists()

@@ -1,5 +1,6 @@
 """The engine's promises that a notebook cannot check: a run SIGKILLed mid-run and resumed ends bit-identical to an
-uninterrupted one, and `torchrun` DDP keeps the ranks' weights identical. Jobs live in tests/_train_job.py."""
+uninterrupted one (one stream or two named streams), a resume with a changed setting is refused, and `torchrun` DDP
+keeps the ranks' weights identical. Jobs live in tests/_train_job.py."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
@@ -36,10 +37,11 @@ def _assert_same_state(a, b):
     assert not diff, f"resumed run differs from the uninterrupted one: {diff}"
 
 
-@pytest.mark.parametrize('workers', [0, 2])
-def test_kill_and_resume_is_exact(tmp_path, workers):
+@pytest.mark.parametrize('workers,streams', [(0, False), (2, False), (0, True), (1, True)],
+                         ids=['one-stream', 'one-stream-workers', 'two-streams', 'two-streams-workers'])
+def test_kill_and_resume_is_exact(tmp_path, workers, streams):
     steps, ckpt_every = 24, 6
-    common = ['--steps', steps, '--ckpt-every', ckpt_every, '--workers', workers]
+    common = ['--steps', steps, '--ckpt-every', ckpt_every, '--workers', workers] + (['--streams'] if streams else [])
     _run(tmp_path/'ref', *common)
 
     cut = tmp_path/'cut'
@@ -64,6 +66,9 @@ def test_kill_and_resume_is_exact(tmp_path, workers):
     logged = max(s for s, *_ in _train_log(cut))
     assert logged >= killed_at  # the log ran ahead of the checkpoint and gets truncated on resume
 
+    if streams:
+        ck = torch.load(ck, weights_only=False)
+        assert ck['data'] == dict(labelled=12, unlabelled=20) and ck['sampler']['unlabelled']['position'] == killed_at*6
     _run(cut, *common)  # resume (same command, no sleep)
     run = json.loads((cut/'run.json').read_text())
     assert run['resumed_from_step'] == killed_at and run['status'] == 'done'
@@ -73,9 +78,14 @@ def test_kill_and_resume_is_exact(tmp_path, workers):
 
 def test_resume_refuses_changed_config(tmp_path):
     _run(tmp_path/'a', '--steps', 4, '--ckpt-every', 2)
-    r = subprocess.run([sys.executable, str(JOB), str(tmp_path/'a'), '--steps', '4', '--batch-size', '2'], env=_env(),
-                       capture_output=True, text=True, timeout=240)
-    assert r.returncode != 0 and 'different config' in r.stderr
+    before = (tmp_path/'a'/'checkpoint.pt').read_bytes()
+    for args, says in [(['--batch-size', 2], 'batch_size (checkpoint 4, now 2)'),
+                       (['--weight-decay', 0.01], 'weight_decay (checkpoint 0.0001, now 0.01)'),  # not compared before
+                       (['--streams'], 'batch_sizes (checkpoint None, now {')]:
+        r = subprocess.run([sys.executable, str(JOB), str(tmp_path/'a'), '--steps', '4', *map(str, args)], env=_env(),
+                           capture_output=True, text=True, timeout=240)
+        assert r.returncode != 0 and 'different config' in r.stderr and says in r.stderr, (args, r.stderr[-1500:])
+    assert (tmp_path/'a'/'checkpoint.pt').read_bytes() == before
 
 
 def _torchrun(run_dir, *args, nproc=2):
@@ -87,13 +97,21 @@ def _torchrun(run_dir, *args, nproc=2):
     return r
 
 
+def _ddp_hashes(run_dir):
+    return [json.loads((run_dir/f'hash_rank{r}.json').read_text()) for r in (0, 1)]
+
+
 @pytest.mark.parametrize('optimizer', ['sgd', 'lars'])
 def test_ddp_ranks_stay_identical(tmp_path, optimizer):
     steps = 6
     _torchrun(tmp_path/'ddp', '--steps', steps, '--ckpt-every', 3, '--optimizer', optimizer)
-    h = [json.loads((tmp_path/'ddp'/f'hash_rank{r}.json').read_text()) for r in (0, 1)]
-    assert [x['world_size'] for x in h] == [2, 2]
-    assert h[0]['hash'] == h[1]['hash'], "ranks hold different weights after DDP training"
+    h = _ddp_hashes(tmp_path/'ddp')
+    assert [x['world_size'] for x in h] == [2, 2] and [x['backend'] for x in h] == ['gloo', 'gloo']
+    # each rank's state before fit's final buffer sync (which copies rank 0's buffers everywhere): the parameters agree
+    # because the gradients were all-reduced; the BN running statistics differ (each rank normalised its own shard)
+    assert h[0]['params_before_sync'] == h[1]['params_before_sync'], "ranks' parameters diverged: gradients not all-reduced"
+    assert h[0]['buffers_before_sync'] != h[1]['buffers_before_sync']
+    assert h[0]['hash'] == h[1]['hash'], "ranks hold different weights or buffers after DDP training"
     assert h[0]['loss'] == h[1]['loss']  # logged scalars are averaged over ranks
     # rank 0 alone logs and checkpoints: one record per step, RNG states of both ranks in the checkpoint
     assert [s for s, *_ in _train_log(tmp_path/'ddp')] == list(range(1, steps + 1))
@@ -102,3 +120,13 @@ def test_ddp_ranks_stay_identical(tmp_path, optimizer):
     assert not torch.equal(ck['rng'][0]['torch'], ck['rng'][1]['torch'])  # ranks augment differently
     run = json.loads((tmp_path/'ddp'/'run.json').read_text())
     assert run['params']['world_size'] == 2 and run['status'] == 'done'
+
+
+@pytest.mark.parametrize('broken', ['allreduce', 'sync'])
+def test_ddp_check_catches_a_broken_engine(tmp_path, broken):
+    "The assertions above fail on an engine that skips the gradient all-reduce, or the final buffer sync."
+    _torchrun(tmp_path/'ddp', '--steps', 4, '--ckpt-every', 2, '--break', broken)
+    h = _ddp_hashes(tmp_path/'ddp')
+    if broken == 'allreduce': assert h[0]['params_before_sync'] != h[1]['params_before_sync']
+    else: assert h[0]['params_before_sync'] == h[1]['params_before_sync']
+    assert h[0]['hash'] != h[1]['hash']

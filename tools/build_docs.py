@@ -11,6 +11,11 @@ Usage: python tools/build_docs.py [--force] [--n_workers N] [--nbs DIR]
 2. Stage the processed notebooks in `_docs/` (mkdocs' `docs_dir`): Quarto front matter becomes a `# Title` and
    `> summary`, `#|` directives are honoured (`output: asis` cells become markdown, `echo: false` hides the input,
    `include: false` drops the cell) and stripped.
+   nbdev's doc links (backticked names) point at the public `doc_host`+`doc_baseurl` of settings.ini
+   (`https://…/metrics.html#confusionmatrix`): they are rewritten to the local page of the built site, relative to
+   the page that holds them (`../01_metrics/#confusionmatrix`), so the site is self-contained.
+   MathJax 2 is copied from the installed `jupyter-server-mathjax` package into `_docs/assets/mathjax/` (no CDN:
+   the site typesets its formulas offline; mkdocs.yml loads it on every page through `extra_javascript`).
 3. Render `_site/` with `mkdocs.yml`, the nav generated here: Home (index.ipynb), the numbered library notebooks in
    order, then the experiment notebooks. Notebooks are not executed; the site shows their committed outputs.
 Any failure exits non-zero with a one-line reason on stderr.
@@ -86,8 +91,45 @@ def _md(text:str)->dict:
     return dict(cell_type='markdown', id='md-' + hashlib.md5(text.encode()).hexdigest()[:12], metadata={}, source=text)
 
 
-def stage_notebook(src:Path, dst:Path)->str:
-    "Rewrite a processed notebook for mkdocs-jupyter; return its page title."
+def page_url(rel:Path)->str:
+    "Site URL (relative to the site root, `use_directory_urls`) of the page rendered from notebook `rel`."
+    rel = Path(rel).with_suffix('')
+    return '' if rel.name == 'index' and rel.parent == Path('.') else (
+        f"{rel.parent.as_posix()}/" if rel.name == 'index' else f"{rel.as_posix()}/")
+
+
+def doc_link_targets(notebooks_rel:list[Path])->dict[str, str]:
+    "nbdev's public doc page of each notebook (`metrics.html`, as `_modidx.py` names it) -> its local page URL."
+    from nbdev.doclinks import _nbpath2html
+    return {_nbpath2html(Path(r)).as_posix(): page_url(r) for r in notebooks_rel}
+
+
+def doc_host_base()->str:
+    "The public address nbdev puts in front of its doc links: settings.ini `doc_host` + `doc_baseurl`, with a '/'."
+    from urllib.parse import urljoin
+    from nbdev.config import get_config
+    cfg = get_config()
+    return urljoin(cfg.doc_host + '/', cfg.doc_baseurl).rstrip('/') + '/'
+
+
+def localize_links(text:str, page:str, targets:dict[str, str], base:str, missing:set|None=None)->str:
+    "Rewrite `base`+`foo.html#x` links in `text` (of the page at site URL `page`) to relative local links."
+    import posixpath
+    pat = re.compile(re.escape(base) + r'([\w./-]*?\.html)?(#[^\s"\'<>()\[\]\\]*)?(?=[\s"\'<>()\[\]\\]|$)')
+    def sub(m):
+        doc, frag = m.group(1) or 'index.html', m.group(2) or ''
+        if doc not in targets:
+            if missing is not None: missing.add(m.group(0))
+            return m.group(0)
+        tgt = targets[doc]
+        if tgt == page and frag: return frag
+        rel = posixpath.relpath(tgt or '.', page.rstrip('/') or '.')
+        return ('./' if rel == '.' else rel + '/') + frag
+    return pat.sub(sub, text)
+
+
+def stage_notebook(src:Path, dst:Path, relink=None)->str:
+    "Rewrite a processed notebook for mkdocs-jupyter (`relink`: applied to the notebook's JSON text); return its page title."
     nb = json.loads(src.read_text(encoding='utf-8'))
     cells, title = [], None
     for c in nb['cells']:
@@ -117,26 +159,75 @@ def stage_notebook(src:Path, dst:Path)->str:
         title = h1 or dst.stem
         if h1 is None: cells.insert(0, _md(f"# {title}"))
     nb['cells'] = cells
+    # saved widget state makes nbconvert load @jupyter-widgets/html-manager from a CDN: the site stays offline, and
+    # a widget's output shows its text fallback instead
+    nb.get('metadata', {}).pop('widgets', None)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+    text = json.dumps(nb, indent=1, ensure_ascii=False)
+    dst.write_text(relink(text) if relink else text, encoding='utf-8')
     return title
 
 
+MATHJAX_DIR = 'assets/mathjax'  # where the site serves MathJax from (mkdocs.yml's extra_javascript names it)
+# MathJax 2 as Jupyter configures it (TeX + MathML input, HTML-CSS output with the STIX-Web fonts that the package
+# ships). Loaded before MathJax.js: a `window.MathJax` object is MathJax 2's configuration.
+MATHJAX_CONFIG = """window.MathJax = {
+  config: ["TeX-AMS-MML_HTMLorMML-full.js"],
+  tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+            processEscapes: true, processEnvironments: true},
+  TeX: {equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
+  "HTML-CSS": {availableFonts: [], imageFont: null, preferredFont: null, webFont: "STIX-Web",
+               linebreaks: {automatic: true}},
+  displayAlign: "center", messageStyle: "none",
+  menuSettings: {zoom: "None"},
+  // the hidden MathML copy kept for screen readers would ask for MathJax's TeX .otf fonts, which the package does
+  // not ship (a 404 per page): it is never seen, so it needs no font of its own
+  styles: {".MJX_Assistive_MathML, .MJX_Assistive_MathML *": {"font-family": "inherit !important"}}
+};
+"""
+# parts of the package a page never asks for with this configuration (SVG output, translations, accessibility add-ons)
+_MATHJAX_SKIP = ('jax/output/SVG', 'localization', 'extensions/a11y')
+
+
+def copy_mathjax(dst:Path)->tuple[int, int]:
+    "Copy MathJax 2 from the installed `jupyter-server-mathjax` package into `dst`; return (files, bytes)."
+    try: import jupyter_server_mathjax
+    except ImportError as e:
+        raise DocsError("jupyter-server-mathjax is not installed (it provides MathJax for the offline docs): "
+                        "pip install -e '.[dev]'") from e
+    src = Path(jupyter_server_mathjax.__file__).parent/'static'
+    if not (src/'MathJax.js').exists(): raise DocsError(f"{src/'MathJax.js'} is missing: reinstall jupyter-server-mathjax")
+    n = size = 0
+    for f in sorted(src.rglob('*')):
+        rel = f.relative_to(src).as_posix()
+        if not f.is_file() or rel.startswith(_MATHJAX_SKIP): continue
+        (dst/rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, dst/rel); n += 1; size += f.stat().st_size
+    (dst/'mathjax-config.js').write_text(MATHJAX_CONFIG, encoding='utf-8')
+    return n, size
+
+
 def stage(nbs:Path, notebooks:list[Path])->list:
-    "Fill `_docs/` from `_proc/`; return the mkdocs nav."
+    "Fill `_docs/` from `_proc/` (doc links made local, MathJax copied in); return the mkdocs nav."
     if STAGE.exists(): shutil.rmtree(STAGE)
     STAGE.mkdir()
+    n, size = copy_mathjax(STAGE/MATHJAX_DIR)
+    print(f"build_docs: MathJax 2 from jupyter-server-mathjax: {n} files, {size/2**20:.1f} MiB -> {MATHJAX_DIR}/")
+    rels = [p.relative_to(nbs) for p in notebooks]
+    targets, base, missing = doc_link_targets(rels), doc_host_base(), set()
     home, lib, exp = [], [], []
-    for p in notebooks:
-        rel = p.relative_to(nbs)
+    for p, rel in zip(notebooks, rels):
         src = PROC/rel
         if not src.exists(): raise DocsError(f"{rel}: nbdev processing produced no {src.relative_to(ROOT)}")
-        try: title = stage_notebook(src, STAGE/rel)
+        relink = lambda t, page=page_url(rel): localize_links(t, page, targets, base, missing)
+        try: title = stage_notebook(src, STAGE/rel, relink)
         except (KeyError, ValueError, TypeError) as e: raise DocsError(f"{rel}: cannot stage processed notebook ({e!r})") from e
         entry = {title: rel.as_posix()}
         if rel.as_posix() == 'index.ipynb': home.append({'Home': 'index.ipynb'})
         elif rel.name[0].isdigit(): lib.append(entry)
         else: exp.append(entry)
+    if missing: print(f"build_docs: WARNING: {len(missing)} doc links name no notebook of the site and stay public: "
+                      f"{sorted(missing)[:5]}", file=sys.stderr)
     nav = home + ([{'Library': lib}] if lib else []) + ([{'Experiments': exp}] if exp else [])
     if not home: print("build_docs: WARNING: nbs/index.ipynb is missing: the site has no home page", file=sys.stderr)
     return nav
@@ -153,6 +244,60 @@ def render(nav:list):
         cfg = load_config(str(cfg_file), nav=nav, docs_dir=str(STAGE), site_dir=str(SITE))
         build(cfg)
     except (MkDocsException, SystemExit) as e: raise DocsError(f"mkdocs build failed: {e}") from e
+
+
+# ---- mkdocs hooks (mkdocs.yml `hooks:` loads this file as a module and calls these) ----
+_HEADING = re.compile(r'<h([1-6])(\s[^>]*?)?\sid="([^"]*)"([^>]*)>(.*?)</h\1>', re.S)
+
+def _text(html:str)->str: return re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', html)).replace('¶', '').strip()
+
+
+def on_page_content(html:str, page, config, files):
+    """Make a notebook page's anchors unique and its table of contents point at them.
+
+    nbconvert gives two headings with the same text the same id (`## LARS` and the `### LARS` API entry), while the
+    toc (from mkdocs-jupyter) numbers them (`lars_1`) and slugs a heading made of code alone as `_1`: the toc then
+    links to ids that do not exist. Ids are numbered as the toc does, and each toc entry takes the id of its heading
+    (matched in document order by id, else by level)."""
+    if not page.file.src_uri.endswith('.ipynb'): return html
+    seen, heads = {}, []
+    def dedupe(m):
+        lvl, pre, hid, post, body = m.groups()
+        n = seen.get(hid, 0); seen[hid] = n + 1
+        new = hid if n == 0 else f"{hid}_{n}"
+        if new != hid: body = body.replace(f'href="#{hid}"', f'href="#{new}"')
+        heads.append((int(lvl), new))
+        return f'<h{lvl}{pre or ""} id="{new}"{post}>{body}</h{lvl}>'
+    html = _HEADING.sub(dedupe, html)
+    items, stack = [], list(page.toc or [])[::-1]
+    while stack:
+        it = stack.pop(); items.append(it); stack.extend(list(it.children)[::-1])
+    j = 0
+    for it in items:
+        k = next((k for k in range(j, len(heads)) if heads[k][1] == it.id), None)
+        if k is None: k = next((k for k in range(j, len(heads)) if heads[k][0] == it.level), None)
+        if k is None: continue
+        it.id, j = heads[k][1], k + 1
+    return html
+
+
+def on_post_build(config):
+    """A doc link to a method (`#cls.meth`, nbdev's anchor) whose page has no entry for it goes to its class."""
+    site, ids = Path(config['site_dir']), {}
+    def page_ids(f:Path):
+        if f not in ids: ids[f] = set(re.findall(r'\sid="([^"]+)"', f.read_text(encoding='utf-8')))
+        return ids[f]
+    link = re.compile(r'href="((?:\.\./|\./)?[\w./-]*)#([\w-]+)\.([\w.-]+)"')
+    for f in site.rglob('*.html'):
+        text = f.read_text(encoding='utf-8')
+        def sub(m):
+            path, cls, meth = m.groups()
+            tgt = (f.parent/path).resolve() if path else f
+            if tgt.is_dir(): tgt = tgt/'index.html'
+            if not tgt.is_file() or f"{cls}.{meth}" in page_ids(tgt) or cls not in page_ids(tgt): return m.group(0)
+            return f'href="{path}#{cls}"'
+        new = link.sub(sub, text)
+        if new != text: f.write_text(new, encoding='utf-8')
 
 
 def main(argv=None)->int:

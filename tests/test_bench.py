@@ -1,4 +1,5 @@
-"The BYOL benchmark's command line: a tiny run writes a complete results JSON (the numbers themselves are for bench/)."
+"""Command lines of the benchmark scripts in bench/: a tiny BYOL throughput run writes a complete results JSON.
+(BYOL itself is tested in nbs/05a_pretext.byol.ipynb.)"""
 import json, subprocess, sys
 from pathlib import Path
 

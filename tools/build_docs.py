@@ -122,6 +122,7 @@ def localize_links(text:str, page:str, targets:dict[str, str], base:str, missing
             if missing is not None: missing.add(m.group(0))
             return m.group(0)
         tgt = targets[doc]
+        if frag.startswith('#_'): frag = ''  # a private helper has no doc entry of its own: link to its page
         if tgt == page and frag: return frag
         rel = posixpath.relpath(tgt or '.', page.rstrip('/') or '.')
         return ('./' if rel == '.' else rel + '/') + frag

@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..finetune import evaluate
+from ..evaluation import evaluate
 from ..models.backbones import BACKBONES, build_backbone
 from .core import collapse_std
 

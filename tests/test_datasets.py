@@ -149,3 +149,22 @@ def test_cityscapes_selects_on_train_holdout(tmp_path):
     assert len(d.unlabelled(None)) == 12
     with pytest.raises(ValueError, match='class_table'):
         get_dataset('cityscapes').load(root, class_table=tmp_path/'x.json')
+
+
+def test_vaihingen_tiles_of_different_sizes_evaluate(tmp_path):
+    "Real Vaihingen tiles differ in size: evaluation goes one whole tile at a time through the sliding window."
+    import sys; sys.path.insert(0, str(Path(__file__).parent))
+    from test_data import vh_tree
+    from sslseg.evaluation import evaluate
+    from sslseg.train import eval_loader
+    root = vh_tree(tmp_path/'vh', tiles=tuple(range(1, 18)), h=24, w=30)
+    vh_tree(root, tiles=tuple(range(18, 34)), h=28, w=36)
+    d = get_dataset('vaihingen').load(root, crop_size=16, split_root=tmp_path/'s')
+    shapes = {tuple(s[i][0].shape[-2:]) for s in (d.val, d.test) for i in range(len(s))}
+    assert d.eval_batch_size == 1 and shapes == {(24, 30), (28, 36)}
+    model = torch.nn.Conv2d(3, d.classes.num_classes, 1)
+    with pytest.raises(RuntimeError):  # what batches of 8 whole tiles did: they cannot be stacked
+        for s in (d.val, d.test): evaluate(model, eval_loader(s, 8), d.classes.num_classes, predict_fn=d.predict_fn)
+    for split in (d.val, d.test):
+        r = evaluate(model, eval_loader(split, d.eval_batch_size), d.classes.num_classes, predict_fn=d.predict_fn)
+        assert 0 <= r['miou'] <= 1

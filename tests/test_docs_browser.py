@@ -12,7 +12,7 @@ and, over every page of the site, that every link into the docs resolves to a fi
 rewritten from the public doc_host to the local pages). `test_checks_can_fail` runs each check on a small broken
 site and requires it to fail. Screenshots go to `_proc/screenshots/` for a human look.
 """
-import functools, http.server, os, re, shutil, tempfile, threading
+import functools, http.server, os, re, threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit

@@ -8,8 +8,9 @@ STAMP := $(VENV)/.sslseg-installed
 TORCH_PAIR := "torch==2.15.*" "torchvision==0.29.*"
 NB_WORKERS ?= 2
 PROFILE ?= quick
+JOBS ?= 2
 
-.PHONY: env test reproduce docs readme check-sync nbtest pytest docs-check lab lab-check clean-runs
+.PHONY: env test reproduce calibrate bench docs readme check-sync nbtest pytest docs-check lab lab-check clean-runs
 
 $(STAMP): settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,9 +60,23 @@ lab-check: env
 
 test: check-sync nbtest pytest docs-check
 
-# every sweep spec in sweeps/ (resumable: finished runs are skipped), then the report draws every figure spec
+# every sweep spec in sweeps/ (resumable: finished runs are skipped), then the report draws every figure spec and
+# writes its summary (figures/<name>.json), from which the README's results section is regenerated
 reproduce: env
-	$(BIN)/sslseg-sweep sweeps/*.yaml --profile $(PROFILE) --report
+	$(BIN)/sslseg-sweep sweeps/*.yaml --profile $(PROFILE) --jobs $(JOBS) --report
+	$(BIN)/python tools/readme.py
+
+# the fine-tuning step budget of a profile, measured (nbs/calibration.ipynb; figures/calibration.png); resumable
+CAL_BUDGETS ?= 200,400,800,1600
+CAL_FRACTIONS ?= 0.01,0.1,1.0
+calibrate: env
+	mkdir -p runs/$(PROFILE)
+	$(BIN)/papermill nbs/calibration.ipynb runs/$(PROFILE)/calibration.ipynb -p profile $(PROFILE) -p budgets $(CAL_BUDGETS) \
+	  -p fractions $(CAL_FRACTIONS) -p jobs $(JOBS) --cwd nbs
+
+# speed of the BYOL and fine-tuning steps and of data loading (bench/results/protocol.json)
+bench: env
+	$(BIN)/python bench/bench_protocol.py
 
 clean-runs:
 	rm -rf runs

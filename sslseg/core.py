@@ -212,7 +212,9 @@ class RunRecord:
         self.save()
         _ACTIVE[str(self.path.resolve())] = self; _watch_failures()
 
-    def save(self): atomic_write_json(self.path, self.data); return self
+    def save(self):
+        "Write the record to `run.json` atomically."
+        atomic_write_json(self.path, self.data); return self
 
     def update(self, **kw):
         "Merge `kw` into the record and save."
@@ -304,6 +306,7 @@ class RunLock:
             time.sleep(0.01)
         return dict(pid=None)
 
+# %% ../nbs/00_core.ipynb #1386bd45
 def describe_holder(info:dict|None)->str:
     "One line naming a lock holder."
     if not info or info.get('pid') is None: return 'another process (holder unknown)' if info else 'nobody'
@@ -371,13 +374,18 @@ class Run:
     params: dict
     lock: RunLock
     hash8 = property(lambda self: self.identity[:8])
-    def finish(self, **kw): return self.record.finish(**kw)
-    def close(self): self.lock.release()
+    def finish(self, **kw):
+        "Close the run's record (`RunRecord.finish`: end time, wall time, peak memory and the results in `kw`)."
+        return self.record.finish(**kw)
+    def close(self):
+        "Release the run's lock (the record stays as it is)."
+        self.lock.release()
     def __enter__(self): return self
     def __exit__(self, etype, exc, tb):
         if exc is not None and self.record.data.get('status') == 'running': self.record.fail(exc)
         self.close()
 
+# %% ../nbs/00_core.ipynb #e39121a5
 _ABSENT = '<absent>'
 RUNNER_FILES = ('.lock', 'papermill.log', 'notebook.ipynb')  # what a runner may write into a run folder before the run
 
@@ -491,6 +499,7 @@ class Method(torch.nn.Module):
         "Parameter groups for the optimiser; default: every trainable parameter with `weight_decay`."
         return [dict(params=[p for p in self.parameters() if p.requires_grad], weight_decay=weight_decay)]
 
+# %% ../nbs/00_core.ipynb #a3f1cad4
 def to_device(batch, device:str|torch.device, non_blocking:bool=True):
     "Move tensors in nested tuples/lists/dicts to `device`."
     if isinstance(batch, torch.Tensor): return batch.to(device, non_blocking=non_blocking)

@@ -298,3 +298,5 @@ def main(argv:list[str]|None=None)->int:
         print(f"report: {row.status} ({row.get('log') if row.status != 'done' else rep.run_dir/'notebook.ipynb'})")
         if row.status != 'done': return 1
     return 1 if failed else 0
+
+if __name__ == '__main__': sys.exit(main())  # `python -m sslseg.sweep ...` where the console script is not installed

@@ -47,7 +47,8 @@ def test_camvid_by_name(tmp_path):
     assert split['pool'] == d.identity['pool'] == ids_digest(d.pool.ids) and split['ids'] == train.ids
     assert set(d.labelled(0.25, 0)[0].ids) <= set(train.ids)  # nested
     assert d.identity == dict(dataset='camvid', scale=None, classes='camvid', pool=ids_digest(d.pool.ids),
-                              val=ids_digest(d.val.ids), test=ids_digest(d.test.ids), n_pool=4, n_val=2, n_test=3)
+                              val=ids_digest(d.val.ids), test=ids_digest(d.test.ids), n_pool=4, n_val=2, n_test=3,
+                              unlabelled=ids_digest(d.pool.ids), n_unlabelled=4)  # no unlabelled pool of its own: the training images
     u = d.unlabelled(lambda im: im)
     assert len(u) == 4 and u[0].dtype == torch.uint8 and u[0].shape == (3, 6, 8)
     e = d.eval_subset(1)

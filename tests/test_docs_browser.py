@@ -3,16 +3,20 @@
 Needs the site (`make docs`, i.e. `python tools/build_docs.py`) and `/usr/bin/chromium` (`apt-get install chromium`;
 `.ci/run` installs it). `SSLSEG_SITE=DIR` checks another built site (used to show the checks fail on a broken one).
 Checks, on the home, metrics and BYOL pages:
-- a visible heading; every `<img>` of the article has loaded (`naturalWidth > 0`), not just one;
+- a visible heading; every `<img>` of the article has loaded (`naturalWidth > 0`), not just one (and the metrics and
+  BYOL pages have one);
 - the formulas are typeset by the site's own MathJax (its elements exist, no TeX error, no raw `$…$`/`$$…$$` left in
   the visible text);
 - no request failed and none left 127.0.0.1 (the site works offline: no CDN; only the theme's optional fetch of
   the repository's star count from api.github.com, which fails quietly offline, is let through);
 and, over every page of the site, that every link into the docs resolves to a file of the site (nbdev's doc links
-rewritten from the public doc_host to the local pages). `test_checks_can_fail` runs each check on a small broken
+rewritten from the public doc_host to the local pages). `SSLSEG_FIGURES=DIR` names the figure summaries a site was
+built from (`build_docs.py --figures DIR`; default `figures/`). The Results page (generated from `figures/*.json`) is in the
+nav and shows every family: for each figure summary its picture (loaded) and its table with 95% intervals (a real
+`<table>`), and "Not yet run" for each family without results. `test_checks_can_fail` runs each check on a small broken
 site and requires it to fail. Screenshots go to `_proc/screenshots/` for a human look.
 """
-import functools, http.server, os, re, threading
+import functools, http.server, os, re, sys, threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -21,12 +25,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get('SSLSEG_SITE') or ROOT/'_site').resolve()
+# the figure summaries the site's Results page was built from (`build_docs.py --figures DIR` with SSLSEG_FIGURES=DIR)
+FIGURES = Path(os.environ.get('SSLSEG_FIGURES') or ROOT/'figures').resolve()
 SHOTS = ROOT/'_proc'/'screenshots'
 PUBLIC_DOCS = 'sslseg.github.io'  # settings.ini doc_host: no page of the built site may link there
-PAGES = {  # page -> (url path, heading it must show, must hold formulas)
-    'index': ('', None, False),  # the home page's heading is whatever index.ipynb's title is
-    '01_metrics': ('01_metrics/', 'Metrics', True),
-    '05a_pretext.byol': ('05a_pretext.byol/', None, True),
+PAGES = {  # page -> (url path, heading it must show, must hold formulas, must hold a picture)
+    # the home page's heading is whatever index.ipynb's title is; its results (and their figures) are on the Results page
+    'index': ('', None, False, False),
+    '01_metrics': ('01_metrics/', 'Metrics', True, True),
+    '05a_pretext.byol': ('05a_pretext.byol/', None, True, True),
 }
 # the renderer's output: MathJax 2 (HTML-CSS / CommonHTML), MathJax 3 (mjx-container) or KaTeX
 MATH_SEL = '.MathJax, .MathJax_Display, .mjx-chtml, mjx-container, .katex'
@@ -137,6 +144,26 @@ def check_maths(page, url:str, expect:bool=True)->int:
     return n
 
 
+_CI_CELL = re.compile(r'-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]')  # "12.5 [10.0, 15.1]": a mean and its interval
+
+
+def check_results(page, url:str, figures:list[str], titles:list[str], n_not_run:int):
+    "The Results page: a heading per family title; per figure its loaded picture and a table with intervals; not-yet-run notes."
+    heads = [t.strip().rstrip('¶').strip() for t in page.locator('article h2').all_inner_texts()]
+    for t in titles: assert any(t in h for h in heads), f"{url}: no heading for family {t!r} (headings: {heads})"
+    for name in figures:
+        img = page.locator(f'article img[src$="figures/{name}.png"]')
+        assert img.count() == 1, f"{url}: no <img> of figures/{name}.png"
+    if figures: check_images(page, url)
+    cells = page.locator('article table td').all_inner_texts()
+    n_ci = sum(bool(_CI_CELL.fullmatch(c.strip())) for c in cells)
+    assert n_ci >= len(figures), f"{url}: {len(figures)} figure(s) but {n_ci} table cells with an interval ('m [lo, hi]')"
+    text = page.locator('article').inner_text()
+    assert '| ' not in text, f"{url}: raw markdown table text in the page"
+    assert text.count('Not yet run') == n_not_run, \
+        f"{url}: {text.count('Not yet run')} 'Not yet run' notes, expected {n_not_run}"
+
+
 class _Links(HTMLParser):
     def __init__(self): super().__init__(); self.hrefs, self.ids = [], set()
     def handle_starttag(self, tag, attrs):
@@ -174,12 +201,12 @@ def link_problems(site:Path)->tuple[list[str], int]:
 # ---- the built site ----
 
 def _check_page(browser, site_url:str, name:str):
-    path, heading, maths = PAGES[name]
+    path, heading, maths, picture = PAGES[name]
     url = site_url + path
     page, problems = open_page(browser, url)
     try:
         text = check_heading(page, url, heading)
-        check_images(page, url)
+        check_images(page, url, need_one=picture)
         if maths: check_maths(page, url)
         else: check_maths(page, url, expect=False)  # whatever maths the page has is typeset
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -208,6 +235,28 @@ def test_byol_page(site_url, browser):
     _check_page(browser, site_url, '05a_pretext.byol')
 
 
+def test_results_page(site_url, browser):
+    "The generated Results page is in the nav and shows what `figures/*.json` holds; screenshot for a human look."
+    sys.path.insert(0, str(ROOT))
+    from sslseg.results import FAMILIES, read_summaries, results_markdown
+    figs = FIGURES
+    page, problems = open_page(browser, site_url)
+    try:
+        nav = page.locator('nav a[href$="results/"]')
+        assert nav.count() > 0, "the home page's nav has no link to the Results page"
+    finally: page.close()
+    url = site_url + 'results/'
+    page, problems = open_page(browser, url)
+    try:
+        check_heading(page, url, 'Results')
+        check_results(page, url, sorted(read_summaries(figs)), [f.title for f in FAMILIES.values()],
+                      results_markdown(figs).count('*Not yet run*'))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS/'results.png'), full_page=True)
+        assert not problems, f"{url}: {problems}"
+    finally: page.close()
+
+
 def test_api_docs_rendered(site_url, browser):
     "The show_doc cells of the metrics notebook became API entries with their signatures."
     page = browser.new_page()
@@ -215,6 +264,26 @@ def test_api_docs_rendered(site_url, browser):
         page.goto(site_url + '01_metrics/', wait_until='load')
         for name in ('ConfusionMatrix', 'bootstrap_ci', 'mean_ci', 'iou_table'):
             assert page.locator(f'article h3:has-text("{name}")').count() > 0, f"no API entry for {name}"
+    finally: page.close()
+
+
+METHOD_DOCS = {  # page -> public methods that must have their own API entry (show_doc(Class.method) cells)
+    '00_core/': ('RunRecord.update', 'RunRecord.finish', 'RunLock.acquire', 'Run.close', 'Method.training_step'),
+    '05_pretext/': ('PretextMethod.momentum_pairs', 'PretextMethod.handoff_state_dict', 'PretextRecipe.hparams',
+                    'PretextRecipe.train_config'),
+    '09a_figures/': ('FigureSpec.from_dict',),
+}
+
+
+def test_method_docs_rendered(site_url, browser):
+    "Classes' public methods have API entries (heading + docstring) on their pages, not only the classes."
+    page = browser.new_page()
+    try:
+        for path, names in METHOD_DOCS.items():
+            page.goto(site_url + path, wait_until='load')
+            heads = [t.strip().rstrip('¶').strip() for t in page.locator('article h3').all_inner_texts()]
+            missing = [n for n in names if n not in heads]
+            assert not missing, f"{path}: no API entry for {missing}"
     finally: page.close()
 
 
@@ -233,6 +302,9 @@ _BROKEN = {
     'img/index.html': f'<article><h1>Images</h1><img src="data:image/png;base64,{_PNG}"><img src="missing.png"></article>',
     'tex/index.html': '<article><h1>Maths</h1><p>The loss $\\mathcal L = \\|q - z\\|^2$ and</p>'
                       '<p>$$\\mathcal L_{\\theta,\\xi} = 2 - 2\\cos$$</p></article>',
+    'results/index.html': '<article><h1>Results</h1><h2>1. BYOL</h2><img src="figures/gain.png">'
+                          '<p>| test mIoU (%) | 10% |<br>| byol | 12.0 [10.0, 14.0] |</p><h2>2. PixPro</h2></article>',
+    'results-notable/index.html': '<article><h1>Results</h1><h2>1. BYOL</h2><img src="figures/ok.png"></article>',
     'links/index.html': '<article><h1>Links</h1><a href="https://sslseg.github.io/sslseg/metrics.html#iou_table">x</a>'
                         '<a href="../img/">ok</a><a href="../nosuch/">missing</a><a href="../img/#nosuch">anchor</a>'
                         '</article>',
@@ -240,9 +312,12 @@ _BROKEN = {
 
 
 def test_checks_can_fail(browser, tmp_path):
-    "On a small broken site: one image of two broken, formulas left raw (no renderer), public and dead links."
+    """On a small broken site: one image of two broken, formulas left raw (no renderer), public and dead links, results
+    pages with a missing figure, a table left as text, a missing family and a missing not-yet-run note."""
     for rel, html in _BROKEN.items():
         (tmp_path/rel).parent.mkdir(parents=True, exist_ok=True); (tmp_path/rel).write_text(f'<html><body>{html}</body></html>')
+    import base64
+    (tmp_path/'results-notable'/'figures').mkdir(); (tmp_path/'results-notable'/'figures'/'ok.png').write_bytes(base64.b64decode(_PNG))
     srv, url = _serve(tmp_path)
     try:
         page, problems = open_page(browser, url + 'img/')
@@ -252,6 +327,16 @@ def test_checks_can_fail(browser, tmp_path):
         page, _ = open_page(browser, url + 'tex/')
         with pytest.raises(AssertionError, match='no maths renderer'): check_maths(page, url + 'tex/')
         with pytest.raises(AssertionError, match='raw TeX'): check_maths(page, url + 'tex/', expect=False)
+        page.close()
+        page, _ = open_page(browser, url + 'results/')  # figure missing, table left as markdown text
+        with pytest.raises(AssertionError, match='no heading for family'): check_results(page, url, [], ['Video'], 0)
+        with pytest.raises(AssertionError, match='did not load'): check_results(page, url, ['gain'], ['BYOL'], 0)
+        with pytest.raises(AssertionError, match='no <img> of figures/flow.png'): check_results(page, url, ['flow'], [], 0)
+        with pytest.raises(AssertionError, match='raw markdown table'): check_results(page, url, [], ['BYOL', 'PixPro'], 0)
+        page.close()
+        page, _ = open_page(browser, url + 'results-notable/')  # the figure loads, but no table and no not-yet-run note
+        with pytest.raises(AssertionError, match='table cells with an interval'): check_results(page, url, ['ok'], ['BYOL'], 0)
+        with pytest.raises(AssertionError, match="0 'Not yet run' notes, expected 1"): check_results(page, url, [], ['BYOL'], 1)
         page.close()
     finally: srv.shutdown(); srv.server_close()
     problems, n = link_problems(tmp_path)

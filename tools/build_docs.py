@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build the documentation site offline: nbdev-processed notebooks -> mkdocs-material + mkdocs-jupyter -> `_site/`.
 
-Usage: python tools/build_docs.py [--force] [--n_workers N] [--nbs DIR]
+Usage: python tools/build_docs.py [--force] [--n_workers N] [--nbs DIR] [--figures DIR]
 
 1. Process every notebook of `nbs/` (not `_*`, not in `_*`/`.*` folders) with nbdev's doc processors into `_proc/`
    (show_doc API cells, hidden cells dropped, doc links). This is what `nbdev_proc_nbs` does after its Quarto step;
@@ -16,8 +16,13 @@ Usage: python tools/build_docs.py [--force] [--n_workers N] [--nbs DIR]
    the page that holds them (`../01_metrics/#confusionmatrix`), so the site is self-contained.
    MathJax 2 is copied from the installed `jupyter-server-mathjax` package into `_docs/assets/mathjax/` (no CDN:
    the site typesets its formulas offline; mkdocs.yml loads it on every page through `extra_javascript`).
-3. Render `_site/` with `mkdocs.yml`, the nav generated here: Home (index.ipynb), the numbered library notebooks in
-   order, then the experiment notebooks. Notebooks are not executed; the site shows their committed outputs.
+   The Results page (`results.md`) is generated from the figure summaries `figures/<name>.json` that the report
+   writes beside each figure (`sslseg.results.results_markdown`, the same text as the README's results section);
+   the figures and their data files are copied beside it. On the home page, the results marker of index.ipynb
+   becomes a link to it.
+3. Render `_site/` with `mkdocs.yml`, the nav generated here: Home (index.ipynb), Results, the numbered library
+   notebooks in order, then the experiment notebooks. Notebooks are not executed; the site shows their committed
+   outputs.
 Any failure exits non-zero with a one-line reason on stderr.
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROC, STAGE, SITE = ROOT/'_proc', ROOT/'_docs', ROOT/'_site'
+RESULTS_MARKER = '<!-- sslseg:results -->'  # = sslseg.results.RESULTS_MARKER: where index.ipynb's results go
 
 
 class DocsError(Exception): pass
@@ -208,8 +214,33 @@ def copy_mathjax(dst:Path)->tuple[int, int]:
     return n, size
 
 
-def stage(nbs:Path, notebooks:list[Path])->list:
-    "Fill `_docs/` from `_proc/` (doc links made local, MathJax copied in); return the mkdocs nav."
+RESULTS_PAGE = 'results.md'
+RESULTS_LINK = ("The figure, the table with 95% intervals and the protocol card of every family are on the "
+                "[Results](results/) page, generated from `figures/*.json`.")
+
+def write_results_page(fig_dir:Path, stage_dir:Path)->Path:
+    "Write the Results page into `stage_dir` from the figure summaries of `fig_dir`, with copies of their files."
+    from sslseg.results import results_markdown, read_summaries, RESULTS_MARKER as marker
+    if marker != RESULTS_MARKER: raise DocsError(f"results marker {RESULTS_MARKER!r} differs from sslseg.results' {marker!r}")
+    summaries = read_summaries(fig_dir)
+    for name, s in summaries.items():
+        # the figure and its CSV data; a `.md` table would become a page of its own, the page links the CSV instead
+        for f in [s['files']['figure'], s['files']['data'], *s['files'].get('tables', [])]:
+            if f.endswith('.md'): continue
+            if not (fig_dir/f).is_file(): raise DocsError(f"{fig_dir/name}.json names {f}, which {fig_dir} lacks: rerun the report")
+            (stage_dir/'figures').mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fig_dir/f, stage_dir/'figures'/f)
+    page = stage_dir/RESULTS_PAGE
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    page.write_text("# Results\n\n> Every family's figure, its table (mean and 95% Student-t interval over seeds) and its "
+                    "protocol card, generated when the docs are built from the summaries `figures/<name>.json` that the "
+                    "report writes beside each figure (`make reproduce`). Nothing on this page is typed by hand.\n\n"
+                    + results_markdown(fig_dir, root=ROOT, img_dir='figures', level=2), encoding='utf-8')
+    return page
+
+
+def stage(nbs:Path, notebooks:list[Path], fig_dir:Path=ROOT/'figures')->list:
+    "Fill `_docs/` from `_proc/` (doc links made local, MathJax copied in, the Results page written); return the mkdocs nav."
     if STAGE.exists(): shutil.rmtree(STAGE)
     STAGE.mkdir()
     n, size = copy_mathjax(STAGE/MATHJAX_DIR)
@@ -220,7 +251,7 @@ def stage(nbs:Path, notebooks:list[Path])->list:
     for p, rel in zip(notebooks, rels):
         src = PROC/rel
         if not src.exists(): raise DocsError(f"{rel}: nbdev processing produced no {src.relative_to(ROOT)}")
-        relink = lambda t, page=page_url(rel): localize_links(t, page, targets, base, missing)
+        relink = lambda t, page=page_url(rel): localize_links(t, page, targets, base, missing).replace(RESULTS_MARKER, RESULTS_LINK)
         try: title = stage_notebook(src, STAGE/rel, relink)
         except (KeyError, ValueError, TypeError) as e: raise DocsError(f"{rel}: cannot stage processed notebook ({e!r})") from e
         entry = {title: rel.as_posix()}
@@ -229,7 +260,9 @@ def stage(nbs:Path, notebooks:list[Path])->list:
         else: exp.append(entry)
     if missing: print(f"build_docs: WARNING: {len(missing)} doc links name no notebook of the site and stay public: "
                       f"{sorted(missing)[:5]}", file=sys.stderr)
-    nav = home + ([{'Library': lib}] if lib else []) + ([{'Experiments': exp}] if exp else [])
+    write_results_page(fig_dir, STAGE)
+    print(f"build_docs: Results page from {len(list(fig_dir.glob('*.json')))} figure summaries in {fig_dir}")
+    nav = home + [{'Results': RESULTS_PAGE}] + ([{'Library': lib}] if lib else []) + ([{'Experiments': exp}] if exp else [])
     if not home: print("build_docs: WARNING: nbs/index.ipynb is missing: the site has no home page", file=sys.stderr)
     return nav
 
@@ -306,6 +339,7 @@ def main(argv=None)->int:
     ap.add_argument('--force', action='store_true', help='reprocess every notebook (ignore the _proc/ cache)')
     ap.add_argument('--n_workers', type=int, default=2, help='parallel nbdev processing workers (0: serial)')
     ap.add_argument('--nbs', default=None, help='notebook folder (default: nbs_path of settings.ini)')
+    ap.add_argument('--figures', default=None, help='figure summaries for the Results page (default: figures/)')
     a = ap.parse_args(argv)
     os.chdir(ROOT)  # nbdev finds settings.ini from the cwd
     # the processors import `sslseg` in spawned workers: make the checkout importable even without an editable install
@@ -318,7 +352,7 @@ def main(argv=None)->int:
         notebooks = find_notebooks(nbs)
         if not notebooks: raise DocsError(f"no notebooks found in {nbs}")
         t = time.time(); process(nbs, notebooks, a.n_workers, a.force); t_proc = time.time() - t
-        nav = stage(nbs, notebooks)
+        nav = stage(nbs, notebooks, Path(a.figures).resolve() if a.figures else ROOT/'figures')
         t = time.time(); render(nav); t_site = time.time() - t
     except DocsError as e:
         print(f"build_docs: ERROR: {e}", file=sys.stderr); return 1

@@ -3,14 +3,25 @@
 
 `nbdev_readme` renders through Quarto, which cannot be installed here, so this does the same for the index
 notebook's content: markdown cells as they are, code cells as fenced Python with their text outputs, images linked
-when they are files of the repository. Usage: python tools/readme.py [--check]  (--check: exit 1 if README.md is stale)
+when they are files of the repository. The results marker (`<!-- sslseg:results -->`, `sslseg.results.RESULTS_MARKER`)
+becomes the generated results of every family (`sslseg.results.results_markdown` over the committed `figures/*.json`,
+the same source as the docs' Results page), so the README's numbers are never typed.
+Usage: python tools/readme.py [--check]  (--check: exit 1 if README.md is stale)
 """
 from __future__ import annotations
 import json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_MARKER = '<!-- sslseg:results -->'  # = sslseg.results.RESULTS_MARKER (checked in `results`)
 HEADER = "<!-- WARNING: generated from nbs/index.ipynb by tools/readme.py; edit the notebook, not this file -->\n\n"
+
+def results(level:int=3)->str:
+    "The generated results of every family, from the committed `figures/`."
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+    from sslseg.results import results_markdown, RESULTS_MARKER as marker
+    if marker != RESULTS_MARKER: raise SystemExit(f"tools/readme.py: results marker {RESULTS_MARKER!r} != sslseg's {marker!r}")
+    return results_markdown(ROOT/'figures', root=ROOT, img_dir='figures', level=level).rstrip()
 
 def render(nb_path:Path=ROOT/'nbs'/'index.ipynb')->str:
     "README text of the index notebook."
@@ -19,7 +30,7 @@ def render(nb_path:Path=ROOT/'nbs'/'index.ipynb')->str:
     for c in nb['cells']:
         src = ''.join(c['source']).rstrip()
         if not src or src.startswith('#| hide'): continue
-        if c['cell_type'] == 'markdown': parts.append(src)
+        if c['cell_type'] == 'markdown': parts.append(src.replace(RESULTS_MARKER, results()) if RESULTS_MARKER in src else src)
         elif c['cell_type'] == 'code':
             # a figure shown with Image(filename='../figures/x.png') becomes a link to the committed file
             m = re.search(r"Image\(filename=['\"]\.\./([^'\"]+)['\"]", src)

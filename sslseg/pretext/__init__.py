@@ -4,3 +4,4 @@
 from .core import *
 from .byol import *
 from .health import *
+from .pixpro import *

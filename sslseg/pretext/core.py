@@ -163,12 +163,14 @@ def check_hparams(hp:dict)->dict:
     hp['crop_size'] = cs if _int(cs) else tuple(cs)
     return hp
 
+# %% ../../nbs/05_pretext.ipynb #f72f095a
 class PretextRecipe:
     "How to pretrain with one method: defaults per profile, the method, its views, its optimiser recipe and its hand-off."
     name:str = '' # the registry key, e.g. 'byol'
     handoff:str = 'backbone' # what fine-tuning receives: 'backbone' or 'model'
     data:str = 'images' # what the views are made from: 'images' or 'sequences'
     profiles:dict = {} # profile -> defaults: steps, batch_size, crop_size, lr and the method's own keys
+    model_defaults:dict = {} # the model it pretrains when none is named, e.g. {'arch': 'unet', 'backbone': 'unet'} (default: the profile's)
 
     def hparams(self, profile:str, **overrides)->dict:
         "The profile's defaults with every non-`None` override applied, validated."
@@ -182,11 +184,18 @@ class PretextRecipe:
     def check(self, hp:dict)->dict:
         "Validate `hp` (extend for the method's own keys)."
         return check_hparams(hp)
-    def make(self, backbone:str, norm:str, arch:str, hp:dict)->PretextMethod: raise NotImplementedError
-    def views(self, hp:dict): raise NotImplementedError
-    def train_config(self, hp:dict)->dict: raise NotImplementedError
+    def make(self, backbone:str, norm:str, arch:str, hp:dict)->PretextMethod:
+        "The method to pretrain (a `PretextMethod`) over the named backbone, norm and architecture."
+        raise NotImplementedError
+    def views(self, hp:dict):
+        "The transform that makes one training example (e.g. two augmented views) from an image or a sequence (`data`)."
+        raise NotImplementedError
+    def train_config(self, hp:dict)->dict:
+        "The optimiser recipe as `TrainConfig` fields (optimizer, lr, steps, batch_size, ...)."
+        raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}(name={self.name!r}, handoff={self.handoff!r}, data={self.data!r})"
 
+# %% ../../nbs/05_pretext.ipynb #3da473fb
 PRETEXTS:dict[str, PretextRecipe] = {}
 
 def register_pretext(recipe:PretextRecipe)->PretextRecipe:

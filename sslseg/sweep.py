@@ -299,4 +299,5 @@ def main(argv:list[str]|None=None)->int:
         if row.status != 'done': return 1
     return 1 if failed else 0
 
-if __name__ == '__main__': sys.exit(main())  # `python -m sslseg.sweep ...` where the console script is not installed
+# `python -m sslseg.sweep ...` where the console script is not installed (never inside a notebook kernel)
+if __name__ == '__main__' and 'IPython' not in sys.modules: sys.exit(main())

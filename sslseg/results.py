@@ -46,7 +46,9 @@ def register_family(key:str, # short name, e.g. 'byol'
 _WORKBOOK = (  # the five families of the workbook, in its order: key, title, specs, about
     ('byol', 'BYOL pretraining of FCN-8s backbones', 'sweeps/byol_gain.yaml',
      'Does BYOL pretraining beat random initialisation when only a fraction of the images have labels?'),
-    ('pixpro', 'PixPro pixel-level pretraining of a full-resolution UNet', (), ''),
+    ('pixpro', 'PixPro pixel-level pretraining of a full-resolution UNet', 'sweeps/pixpro.yaml',
+     'Do pixel-level (PixPro) features of a full-resolution UNet beat BYOL and random ones under a linear per-pixel '
+     'probe, and does PixPro pretraining help fine-tuning at 10 % labels?'),
     ('fcl_video', 'Semi-supervised learning from video with a flow-consistency loss', (), ''),
     ('weak_aerial', 'Weakly semi-supervised aerial segmentation from crop-level labels', (), ''),
     ('video_pretext', 'Video pretext tasks: temporal triplet, frame order, colourisation, future frames', (), ''))

@@ -19,10 +19,10 @@ from .classes import ClassTable, CITYSCAPES, CAMVID
 from .transforms import as_image
 
 # %% auto #0
-__all__ = ['DECODE_CACHE', 'ImageReadError', 'DecodeCache', 'set_decode_cache', 'read_image_file', 'read_label_file',
-           'SegDataset', 'sample_keys', 'CityscapesSeg', 'CityscapesSequence', 'FolderSeg', 'camvid',
-           'UnlabelledImages', 'CityscapesImages', 'LabelledSubset', 'check_disjoint', 'split_size', 'ids_digest',
-           'split_path', 'read_split', 'make_split', 'split_ids']
+__all__ = ['DECODE_CACHE', 'FLOW_SOURCES', 'ImageReadError', 'DecodeCache', 'set_decode_cache', 'read_image_file',
+           'read_label_file', 'SegDataset', 'sample_keys', 'CityscapesSeg', 'flow_folder', 'CityscapesSequence',
+           'FolderSeg', 'camvid', 'UnlabelledImages', 'CityscapesImages', 'LabelledSubset', 'check_disjoint',
+           'split_size', 'ids_digest', 'split_path', 'read_split', 'make_split', 'split_ids']
 
 # %% ../nbs/02b_data.ipynb #b7537df2
 class ImageReadError(OSError):
@@ -151,6 +151,14 @@ class CityscapesSeg(SegDataset):
         return _to_item(read_image_file(ip, 'RGB'), read_label_file(lp, self.classes), ip, lp)
 
 # %% ../nbs/02b_data.ipynb #e895a7e5
+# where each flow source lives under a Cityscapes-layout root: `{folder}/{split}/{city}/{city}_{seq}_{frame}_flow.npy`
+FLOW_SOURCES = dict(gt='flowGT', dis='flowDIS', farneback='flowFarneback')
+
+def flow_folder(source:str)->str:
+    "The folder of flow source `source` ('gt', 'dis', 'farneback') under a Cityscapes-layout root."
+    if source not in FLOW_SOURCES: raise ValueError(f"flow_source={source!r}: expected one of {list(FLOW_SOURCES)}")
+    return FLOW_SOURCES[source]
+
 def _cs_parse(sample_id:str)->tuple[str, str, int]:
     city, seq, frame = sample_id.rsplit('_', 2)
     return city, seq, int(frame)
@@ -159,11 +167,14 @@ class CityscapesSequence(Dataset):
     "Clips around Cityscapes labelled frames: `{'frames': (T,3,H,W) uint8, 'flow': (T-1,2,H,W) float32, 'msk': (H,W), 'id'}`."
     def __init__(self, root:str|Path, split:str,
                  offsets:Sequence[int]=(0, 1), # frames t+o around the labelled frame t
-                 with_flow:bool=False, # also load flow t+o_k → t+o_k+1 from `flowGT`
+                 with_flow:bool=False, # also load flow t+o_k → t+o_k+1
                  transform:Callable|None=None, # on the whole dict, e.g. `SequenceCrop`
-                 ids:Sequence[str]|None=None):
+                 ids:Sequence[str]|None=None,
+                 flow_source:str='gt'): # which flow: 'gt' (`flowGT`), 'dis' (`flowDIS`), 'farneback' (`flowFarneback`)
+        self.flow_folder = flow_folder(flow_source)
         self.seg = CityscapesSeg(root, split, ids=ids)
         self.root, self.split, self.offsets, self.with_flow, self.transform = Path(root), split, tuple(int(o) for o in offsets), with_flow, transform
+        self.flow_source = flow_source
         self.ids, self.classes = self.seg.ids, self.seg.classes
         if len(set(self.offsets)) != len(self.offsets) or not self.offsets: raise ValueError(f"offsets must be distinct, got {offsets}")
         if with_flow and any(b - a != 1 for a, b in zip(self.offsets, self.offsets[1:])):
@@ -172,7 +183,10 @@ class CityscapesSequence(Dataset):
         missing = [p for k in self.ids for p in self.frame_paths(k) if not p.is_file()]
         if missing: raise FileNotFoundError(f"missing sequence frames: {_names(missing)}")
         if with_flow:
-            self.flow_dir = _need_dir(self.root/'flowGT'/split, 'Cityscapes flowGT')
+            hint = '' if flow_source == 'gt' else f" (compute it with `sslseg-flow {self.root} --method {flow_source}`)"
+            if not (self.root/self.flow_folder/split).is_dir():
+                raise FileNotFoundError(f"{self.root/self.flow_folder/split}: Cityscapes {self.flow_folder} folder not found{hint}")
+            self.flow_dir = self.root/self.flow_folder/split
             missing = [p for k in self.ids for p in self.flow_paths(k) if not p.is_file()]
             if missing: raise FileNotFoundError(f"missing flow files: {_names(missing)}")
 
@@ -184,7 +198,7 @@ class CityscapesSequence(Dataset):
         return [self.root/'leftImg8bit_sequence'/self.split/city/f"{city}_{seq}_{t + o:06d}{_CS_IMG}" for o in self.offsets]
     def flow_paths(self, sample_id:str)->list[Path]:
         city, seq, t = _cs_parse(sample_id)
-        return [self.root/'flowGT'/self.split/city/f"{city}_{seq}_{t + o:06d}_flow.npy" for o in self.offsets[:-1]]
+        return [self.root/self.flow_folder/self.split/city/f"{city}_{seq}_{t + o:06d}_flow.npy" for o in self.offsets[:-1]]
 
     def __getitem__(self, i:int)->dict:
         sid = self.ids[i]; lp = self.seg.lbl_paths[i]

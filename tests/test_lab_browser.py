@@ -8,8 +8,8 @@ exposes `window.jupyterapp` with `--LabApp.expose_app_in_browser`), and checks i
   choosing another value changes the picture below it (the `<img>` data differs before and after);
 - a `tqdm.auto` progress bar renders as a widget (not as text, not as "IProgress not found").
 `test_checks_can_fail` runs the same checks on an explorer whose Dropdown is not observed and on a text tqdm bar
-(`tqdm.std`) and requires both to fail. `test_report_explorer` is the hook for nbs/report.ipynb (parameterised with papermill without executing it):
-skipped until REPORT_PARAMS is set (see there). Screenshots go to `_proc/screenshots/lab-*.png`.
+(`tqdm.std`) and requires both to fail. `test_report_explorer` opens nbs/report.ipynb (parameterised with papermill without executing it) on two small
+runs, `test_retrieval_explorer` nbs/retrieval.ipynb on random-init and PixPro (a `ci` pretraining) features. Screenshots go to `_proc/screenshots/lab-*.png`.
 Needs `/usr/bin/chromium` (`apt-get install chromium`; `.ci/run` installs it).
 """
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -236,4 +236,29 @@ def test_report_explorer(lab, browser, report_runs):
     try:
         SHOTS.mkdir(parents=True, exist_ok=True)
         check_explorer(page, panel, 'report.ipynb', shots=str(SHOTS/'lab-report'))
+    finally: page.close()
+
+
+# nbs/retrieval.ipynb's pixel explorer: random-init features against a PixPro checkpoint of a few `ci` steps.
+@pytest.fixture
+def pixpro_checkpoint(tmp_path):
+    "A PixPro hand-off of the `ci` profile (4 steps on generated SynthCity), made by nbs/pretrain.ipynb with papermill."
+    out = tmp_path/'pixpro'
+    r = subprocess.run([sys.executable, '-m', 'papermill', str(ROOT/'nbs'/'pretrain.ipynb'), str(tmp_path/'pretrain.ipynb'),
+                        '-p', 'method', 'pixpro', '-p', 'out_dir', str(out), '--cwd', str(ROOT/'nbs')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out/'backbone.pt'
+
+
+def test_retrieval_explorer(lab, browser, pixpro_checkpoint, tmp_path):
+    base, root = lab
+    params = dict(arch='unet', backbone='unet', pixpro=str(pixpro_checkpoint), out_dir=str(tmp_path/'retrieval'),
+                  fig_dir=str(tmp_path/'figs'))
+    parameterised_copy(ROOT/'nbs'/'retrieval.ipynb', root/'retrieval.ipynb', params)
+    page, panel = run_notebook(browser, base, 'retrieval.ipynb', timeout_s=180)
+    try:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        before, after = check_explorer(page, panel, 'retrieval.ipynb', shots=str(SHOTS/'lab-retrieval'))
+        assert before != after
     finally: page.close()

@@ -21,8 +21,9 @@ from .transforms import as_image
 # %% auto #0
 __all__ = ['DECODE_CACHE', 'FLOW_SOURCES', 'ImageReadError', 'DecodeCache', 'set_decode_cache', 'read_image_file',
            'read_label_file', 'SegDataset', 'sample_keys', 'CityscapesSeg', 'flow_folder', 'CityscapesSequence',
-           'FolderSeg', 'camvid', 'UnlabelledImages', 'CityscapesImages', 'LabelledSubset', 'check_disjoint',
-           'split_size', 'ids_digest', 'split_path', 'read_split', 'make_split', 'split_ids']
+           'Snippet', 'CityscapesSnippets', 'FolderSeg', 'camvid', 'UnlabelledImages', 'CityscapesImages',
+           'LabelledSubset', 'check_disjoint', 'split_size', 'ids_digest', 'split_path', 'read_split', 'make_split',
+           'split_ids']
 
 # %% ../nbs/02b_data.ipynb #b7537df2
 class ImageReadError(OSError):
@@ -218,6 +219,48 @@ class CityscapesSequence(Dataset):
                 flows.append(torch.from_numpy(fl.astype(np.float32)))
             out['flow'] = torch.stack(flows)
         return self.transform(out) if self.transform is not None else out
+
+# %% ../nbs/02b_data.ipynb #a02a6579
+class Snippet:
+    "One snippet of a Cityscapes-layout sequence tree: id `{city}_{seq}`, ascending frame numbers, their files; frames decoded on demand."
+    def __init__(self, id:str, frames:Sequence[int], paths:Sequence[Path]):
+        self.id, self.frames, self.paths = id, tuple(int(f) for f in frames), tuple(Path(p) for p in paths)
+        self._at = dict(zip(self.frames, self.paths))
+    def __len__(self): return len(self.frames)
+    def path(self, frame:int)->Path:
+        if frame not in self._at: raise KeyError(f"snippet {self.id}: no frame {frame} (it has {self.frames[0]}..{self.frames[-1]})")
+        return self._at[frame]
+    def load(self, frames:Sequence[int])->torch.Tensor:
+        "Frames `frames` (numbers of this snippet) as uint8 `(T, 3, H, W)`."
+        return torch.stack([torch.from_numpy(read_image_file(self.path(f), 'RGB')).permute(2, 0, 1) for f in frames])
+    def __repr__(self): return f"Snippet({self.id!r}, frames {self.frames[0]}..{self.frames[-1]} ({len(self)}))"
+
+class CityscapesSnippets(Dataset):
+    "The snippets of `leftImg8bit_sequence/{split}` (any Cityscapes-layout tree): items `transform(Snippet)`."
+    def __init__(self, root:str|Path, split:str='train',
+                 min_frames:int=1, # refuse a tree with a shorter snippet (the sampler's need), naming some
+                 transform:Callable|None=None, # Snippet -> training example (it decodes the frames it draws)
+                 ids:Sequence[str]|None=None): # `{city}_{seq}` snippets to keep (default: all)
+        self.root, self.split, self.transform = Path(root), split, transform
+        self.seq_dir = _need_dir(self.root/'leftImg8bit_sequence'/split, 'Cityscapes leftImg8bit_sequence')
+        groups = {}
+        for p in self.seq_dir.glob(f'*/*{_CS_IMG}'):
+            city, seq, fr = _cs_parse(p.name[:-len(_CS_IMG)])
+            groups.setdefault(f"{city}_{seq}", {})[fr] = p
+        if not groups: raise FileNotFoundError(f"{self.seq_dir}: no *{_CS_IMG} frames")
+        self.ids = _select(sorted(groups), ids, f"CityscapesSnippets({self.root}, {split!r})")
+        short = [k for k in self.ids if len(groups[k]) < min_frames]
+        if short: raise ValueError(f"{self.seq_dir}: {len(short)} snippets have fewer than min_frames={min_frames} frames "
+                                   f"(e.g. {_names([f'{k} ({len(groups[k])})' for k in short], 3)})")
+        self.snippets = [Snippet(k, sorted(groups[k]), [groups[k][f] for f in sorted(groups[k])]) for k in self.ids]
+        self.min_frames = min_frames
+    def __len__(self): return len(self.snippets)
+    def __getitem__(self, i:int):
+        s = self.snippets[i]
+        return self.transform(s) if self.transform is not None else s
+    @property
+    def n_frames(self)->int: return sum(len(s) for s in self.snippets)
+    def __repr__(self): return f"CityscapesSnippets({self.root}, {self.split!r}, {len(self)} snippets, {self.n_frames} frames)"
 
 # %% ../nbs/02b_data.ipynb #14bade0b
 class FolderSeg(SegDataset):

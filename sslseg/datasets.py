@@ -12,13 +12,13 @@ from typing import Callable
 import PIL.Image
 from torch.utils.data import Dataset
 
-from .core import run_identity
+from .core import run_identity, data_root, read_json
 from .classes import ClassTable, CITYSCAPES, CAMVID, VAIHINGEN, load_class_table
 from .transforms import seg_train_transform, seg_eval_transform, _pair
-from .data import (SegDataset, CityscapesSeg, CityscapesImages, FolderSeg, LabelledSubset, UnlabelledImages, check_disjoint, ids_digest,
+from .data import (SegDataset, CityscapesSeg, CityscapesImages, CityscapesSnippets, FolderSeg, LabelledSubset, UnlabelledImages, check_disjoint, ids_digest,
                          split_ids, split_path)
 from .aerial import VaihingenTiles, vaihingen_split, RandomCrops, SlidingWindow
-from .synthcity import ensure_synthcity, SYNTHCITY_SCALES
+from .synthcity import ensure_synthcity, SYNTHCITY_SCALES, SYNTHCITY_VERSION
 from .synthaerial import ensure_synthaerial, SYNTHAERIAL_SCALES
 
 # %% auto #0
@@ -44,6 +44,7 @@ class SegData:
     train_view:Callable|None=None # labelled subset -> training Dataset (e.g. random crops of tiles); None: the subset
     split_root:Path|None=None # where split files go (default `data_root()/'splits'`)
     eval_batch_size:int=8 # images per evaluation batch (1 where images differ in size, e.g. whole Vaihingen tiles)
+    snippet_root:Callable[[int], Path]|None=None # video pretraining: n_frames -> a root whose train snippets have them (None: no sequences)
 
     def labelled(self, fraction:float, seed:int)->tuple[Dataset, dict]:
         "The training set of the nested split `(fraction, seed)` of the pool, and `info` (n_labelled, n_pool, split_file, ...)."
@@ -57,6 +58,15 @@ class SegData:
     def unlabelled(self, transform:Callable|None)->Dataset:
         "Image-only pool for pretraining: items are `transform(uint8 (3,H,W) image)`; labels are never read."
         return UnlabelledImages(self.unlabelled_pool if self.unlabelled_pool is not None else self.pool, transform)
+
+    def snippets(self, transform:Callable|None, # Snippet -> training example (`sslseg.pretext.video`)
+                 n_frames:int=30, # frames per snippet of generated data (real data: what the tree has)
+                 min_frames:int=1, # refuse shorter snippets (what the sampler needs)
+                )->CityscapesSnippets:
+        "Unlabelled training snippets (`leftImg8bit_sequence/train`) for video pretext tasks: items `transform(Snippet)`."
+        if self.snippet_root is None:
+            raise ValueError(f"dataset {self.name!r} has no sequence snippets (leftImg8bit_sequence/train): video pretext tasks need one")
+        return CityscapesSnippets(self.snippet_root(n_frames), 'train', min_frames=min_frames, transform=transform)
 
     def eval_subset(self, n:int|None)->SegData:
         "The same data with `val` and `test` cut to their first `n` samples (None: unchanged); the identity follows."
@@ -159,7 +169,17 @@ def _build_synthcity(entry, root, scale, crop, table, n_crops, split_root)->SegD
     tr, ev = _tfms(crop)
     pool = CityscapesSeg(root, 'train', transform=tr)
     return _seg_data(entry, root, scale, crop, table, pool, CityscapesSeg(root, 'val', transform=ev),
-                     CityscapesSeg(root, 'test', transform=ev), split_root, unlabelled=_cityscapes_unlabelled(root))
+                     CityscapesSeg(root, 'test', transform=ev), split_root, unlabelled=_cityscapes_unlabelled(root),
+                     snippet_root=_synthcity_snippets(root, scale))
+
+def _synthcity_snippets(root, scale):
+    "n_frames -> this tree when its snippets are long enough (or data_dir was given), else the scale's SynthCity with n_frames per snippet, in its own root."
+    def snippet_root(n_frames:int)->Path:
+        have = read_json(root/'synthcity.json').get('params', {}).get('n_frames', 0) if (root/'synthcity.json').is_file() else 0
+        if scale is None or n_frames <= have: return root
+        # same seed and sample indices as the scale's tree: its frames 18-20 are the same images; no train_extra (no sequences)
+        return ensure_synthcity(scale, root=data_root()/f'synthcity-{scale}-f{n_frames}-v{SYNTHCITY_VERSION}', n_frames=n_frames, n_extra=0)
+    return snippet_root
 
 def _cityscapes_unlabelled(root)->CityscapesImages:
     "Every sequence and train_extra frame the tree has; only the labelled train images when it has neither (said aloud)."
@@ -175,7 +195,8 @@ def _build_cityscapes(entry, root, scale, crop, table, n_crops, split_root)->Seg
     hold = set(holdout)
     pool = LabelledSubset(full, [i for i in full.ids if i not in hold])
     return _seg_data(entry, root, scale, crop, table, pool, CityscapesSeg(root, 'train', transform=ev, ids=holdout),
-                     CityscapesSeg(root, 'val', transform=ev), split_root, unlabelled=_cityscapes_unlabelled(root))
+                     CityscapesSeg(root, 'val', transform=ev), split_root, unlabelled=_cityscapes_unlabelled(root),
+                     snippet_root=lambda n_frames: root)
 
 def _build_camvid(entry, root, scale, crop, table, n_crops, split_root)->SegData:
     tr, ev = _tfms(crop)

@@ -5,3 +5,5 @@ from .core import *
 from .byol import *
 from .health import *
 from .pixpro import *
+from .video import *
+from .colorization import *

@@ -19,7 +19,7 @@ from .data import check_disjoint
 from .train import (TrainConfig, SupervisedSeg, fit, eval_loader, is_main, barrier, get_world_size, _pick_device)
 
 # %% auto #0
-__all__ = ['evaluate', 'finetune']
+__all__ = ['evaluate', 'flip_predict', 'finetune', 'load_finetuned']
 
 # %% ../nbs/04b_evaluation.ipynb #c9703c6e
 @torch.no_grad()
@@ -49,6 +49,16 @@ def evaluate(model:nn.Module, # segmentation model: logits (B,C,H,W) at input re
     return res
 
 
+
+# %% ../nbs/04b_evaluation.ipynb #6c365b96
+def flip_predict(predict_fn:Callable|None=None, # the prediction to wrap (default `model(img)`)
+                )->Callable:
+    "A `predict_fn` returning the mean class probabilities of the image and of its horizontal mirror (mirrored back)."
+    f = predict_fn if predict_fn is not None else (lambda model, img: model(img))
+    def predict(model, img):
+        return (f(model, img).float().softmax(1) + f(model, img.flip(-1)).float().softmax(1).flip(-1)) / 2
+    predict.__qualname__ = f"flip_predict({getattr(predict_fn, '__qualname__', type(predict_fn).__name__) if predict_fn else 'model'})"
+    return predict
 
 # %% ../nbs/04b_evaluation.ipynb #2380d230
 def _class_names(ds, n):
@@ -137,3 +147,19 @@ def finetune(model:nn.Module|None, # seg model (logits at input resolution), e.g
         if metrics_file: atomic_write_json(run_dir/metrics_file, out)
         record.finish(val_miou_best=out['val_miou_best'], best_step=out['best_step'], test_miou=out['test_miou'])
     return out
+
+# %% ../nbs/04b_evaluation.ipynb #10c52368
+def load_finetuned(run_dir:str|Path, # a complete fine-tuning run (metrics.json + best.pt)
+                   device:str|torch.device='cpu')->tuple[nn.Module, dict]:
+    "The network a fine-tuning run selected (eval mode) and the run's `metrics.json`."
+    from sslseg.core import read_json
+    from sslseg.models import build_model
+    run_dir = Path(run_dir)
+    m, best = run_dir/'metrics.json', run_dir/'best.pt'
+    if not m.is_file() or not best.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a complete fine-tuning run (needs metrics.json and best.pt)")
+    meta = read_json(m)
+    if meta.get('kind') != 'finetune': raise ValueError(f"{m}: kind={meta.get('kind')!r}, expected 'finetune'")
+    model = build_model(meta['arch'], meta['backbone'], num_classes=len(meta['class_names']), norm=meta['norm'])
+    model.load_state_dict(torch.load(best, map_location='cpu', weights_only=True)['model'])
+    return model.to(device).eval(), meta

@@ -179,7 +179,7 @@ def precompute_flow(root:str|Path, # a Cityscapes-layout root with leftImg8bit_s
         clean_stale_temps(d)
         _flow_manifest(d, method, params)
         todo = [j + (method, params) for j in jobs if not Path(j[2]).exists()]
-        _run_flow_jobs(todo, workers, progress, f'flow ({method})')
+        _run_flow_jobs(todo, workers, progress and bool(todo), f'flow ({method})')
     return dict(folder=str(d), pairs=len(jobs), written=len(todo), skipped=len(jobs) - len(todo))
 
 # %% ../nbs/06_flow.ipynb #78227272

@@ -49,8 +49,12 @@ _WORKBOOK = (  # the five families of the workbook, in its order: key, title, sp
     ('pixpro', 'PixPro pixel-level pretraining of a full-resolution UNet', 'sweeps/pixpro.yaml',
      'Do pixel-level (PixPro) features of a full-resolution UNet beat BYOL and random ones under a linear per-pixel '
      'probe, and does PixPro pretraining help fine-tuning at 10 % labels?'),
-    ('fcl_video', 'Semi-supervised learning from video with a flow-consistency loss', (), ''),
-    ('weak_aerial', 'Weakly semi-supervised aerial segmentation from crop-level labels', (), ''),
+    ('fcl_video', 'Semi-supervised learning from video with a flow-consistency loss', 'sweeps/fcl.yaml',
+     'Does a Flow Consistency Loss on unlabelled frame pairs (optical flow t → t+1) help FCN-8s when only a fraction of '
+     'the images have labels?'),
+    ('weak_aerial', 'Weakly semi-supervised aerial segmentation from crop-level labels', 'sweeps/weak.yaml',
+     'With 3 pixel-labelled tiles and 20 tiles labelled only by the classes in their crops, do pseudo masks (CAM, '
+     'single-stage with PAMR) beat training on the labelled tiles alone?'),
     ('video_pretext', 'Video pretext tasks: temporal triplet, frame order, colourisation, future frames', (), ''))
 for _f in _WORKBOOK: register_family(*_f)
 

@@ -24,7 +24,8 @@ from .optim import build_optimizer, param_groups, cosine_schedule, poly_schedule
 # %% auto #0
 __all__ = ['is_dist', 'get_rank', 'get_world_size', 'is_main', 'init_distributed', 'cleanup_distributed', 'barrier',
            'InfiniteSampler', 'ShardSampler', 'eval_loader', 'TrainConfig', 'lr_schedule', 'rng_state', 'set_rng_state',
-           'preserved_rng', 'load_train_state', 'config_diff', 'fit', 'SupervisedSeg', 'Blobs', 'tiny_net']
+           'preserved_rng', 'load_train_state', 'show_progress', 'config_diff', 'fit', 'SupervisedSeg', 'Blobs',
+           'tiny_net']
 
 # %% ../nbs/04a_train.ipynb #a64b17f1
 def is_dist()->bool:
@@ -199,13 +200,6 @@ def _amp_dtype(cfg, dev):
         return None
     return torch.float16 if cfg.amp == 'fp16' else torch.bfloat16
 
-def _interactive()->bool:
-    try:
-        from IPython import get_ipython
-        if type(get_ipython()).__name__ == 'ZMQInteractiveShell': return True
-    except ImportError: pass
-    return sys.stderr.isatty()
-
 def _all_mean(vals:dict)->dict:
     "Mean of scalar dicts over ranks (same keys on every rank)."
     if not is_dist() or not vals: return vals
@@ -250,6 +244,15 @@ def _stream_seed(seed:int, name:str)->int:
     "The sampler seed of stream `name`: `seed` itself for a single stream, else drawn from (seed, name)."
     if not name: return seed
     return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+
+# %% ../nbs/04a_train.ipynb #b606e6ca
+def show_progress()->bool:
+    "Whether progress bars are wanted by default: in a Jupyter kernel (widgets) or when stderr is a terminal."
+    try:
+        from IPython import get_ipython
+        if type(get_ipython()).__name__ == 'ZMQInteractiveShell': return True
+    except ImportError: pass
+    return sys.stderr.isatty()
 
 # %% ../nbs/04a_train.ipynb #c03921e6
 _RESUME_FREE = ('device', 'log_every', 'find_unused_parameters')
@@ -332,7 +335,7 @@ def fit(method:Method, # the objective; moved to the device, wrapped in DDP when
         else: warnings.warn(f"checkpoint has RNG states of {len(ckpt['rng'])} ranks, this job has {world}: RNGs reseeded")
     del ckpt
 
-    show = (progress if progress is not None else _interactive()) and rank == 0
+    show = (progress if progress is not None else show_progress()) and rank == 0
     from tqdm.auto import tqdm
     bar = tqdm(total=cfg.steps, initial=start, disable=not show, desc='fit', dynamic_ncols=True)
     params = [p for g in opt.param_groups for p in g['params']]

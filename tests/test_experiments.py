@@ -143,3 +143,33 @@ def test_report_refuses_unlike_runs(tmp_path):
     spec.write_text("figures:\n  - {name: f, filter: {kind: finetune}, x: fraction, hue: init_name, y: test_miou}\n")
     r = _papermill(tmp_path, 'report.ipynb', '-r', 'runs_dir', str(runs), '-r', 'sweeps', str(spec))
     assert r.returncode != 0 and "differ in ['backbone']" in r.stderr
+
+OWN_SPEC = """
+name: own
+stages:
+  - name: finetune
+    notebook: finetune.ipynb
+    params: {dataset: synthcity}
+    grid:
+      seed: [0, 1]
+figures:
+  - {name: own_curve, filter: {kind: finetune}, x: fraction, hue: init_name, y: test_miou}
+"""
+
+def test_report_counts_the_runs_of_its_own_sweep(tmp_path):
+    "Two sweeps may run one configuration each (plain fine-tunes of the BYOL and FCL sweeps): a figure counts its own."
+    sys.path.insert(0, str(ROOT))
+    from sslseg.experiments import load_sweep, sweep_jobs
+    spec = tmp_path/'own.yaml'; spec.write_text(OWN_SPEC)
+    runs = tmp_path/'runs'/'ci'
+    own = [j.run_dir for j in sweep_jobs(load_sweep(spec), 'ci', tmp_path/'runs')]
+    other = [runs/'finetune'/f'other-s{s}-00000000' for s in (0, 1)]  # the same configurations, run by another sweep
+    for d, s in zip(own + other, (0, 1, 0, 1)):
+        d.mkdir(parents=True)
+        (d/'metrics.json').write_text(json.dumps(dict(kind='finetune', method='supervised', dataset='synthcity', init_name='random',
+            fraction=0.1, seed=s, arch='fcn8s', backbone='resnet18', test_miou=0.1 + s/100, class_names=['a'], test_iou=[0.1])))
+    r = _papermill(tmp_path, 'report.ipynb', '-p', 'profile', 'ci', '-r', 'runs_dir', str(runs), '-r', 'sweeps', str(spec),
+                   '-r', 'fig_dir', str(tmp_path/'figs'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = (tmp_path/'figs'/'own_curve.csv').read_text().splitlines()[1:]
+    assert len(rows) == 2 and all('other-' not in row for row in rows), rows

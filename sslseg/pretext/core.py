@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05_pretext.ipynb #06dbe078
 from __future__ import annotations
-import copy, math
+import contextlib, copy, math
 from pathlib import Path
 import torch
 from torch import nn
@@ -16,8 +16,8 @@ from ..models.registry import save_checkpoint
 
 # %% auto #0
 __all__ = ['CROP_SIZE_RANGE', 'PRETEXTS', 'HANDOFF_META', 'update_momentum', 'deactivate_requires_grad', 'momentum_copy',
-           'cosine_momentum', 'MLPHead', 'collapse_std', 'GlobalPool', 'TinyBackbone', 'PretextMethod', 'check_hparams',
-           'PretextRecipe', 'register_pretext', 'get_pretext', 'save_handoff']
+           'cosine_momentum', 'MLPHead', 'collapse_std', 'eval_mode', 'GlobalPool', 'TinyBackbone', 'PretextMethod',
+           'check_hparams', 'PretextRecipe', 'register_pretext', 'get_pretext', 'save_handoff']
 
 # %% ../../nbs/05_pretext.ipynb #af437b7e
 def _pairs(online:nn.Module, target:nn.Module, what:str):
@@ -85,6 +85,15 @@ def collapse_std(z:torch.Tensor, # projections `(B, d)`, B >= 2; no gradient flo
     "SimSiam's collapse monitor (Chen & He 2021, §4.1): mean over dimensions of the batch std of z/‖z‖₂; ≈1/√d healthy, 0 collapsed."
     if z.ndim != 2 or z.shape[0] < 2: raise ValueError(f"z of shape {tuple(z.shape)}: expected (B, d) with B >= 2")
     return F.normalize(z.detach().float(), dim=1).std(dim=0).mean()
+
+# %% ../../nbs/05_pretext.ipynb #c1a669c3
+@contextlib.contextmanager
+def eval_mode(module:nn.Module):
+    "Run a block with `module` in eval mode and no gradient; its own mode (train or eval) is restored afterwards."
+    was = module.training
+    try:
+        with torch.no_grad(): yield module.eval()
+    finally: module.train(was)
 
 # %% ../../nbs/05_pretext.ipynb #6c38976f
 class GlobalPool(nn.Module):

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import sample_keys
-from ..train import _interactive
+from ..train import show_progress
+from .core import eval_mode
 from tqdm.auto import tqdm
 
 # %% auto #0
@@ -21,9 +22,7 @@ __all__ = ['model_features', 'CachedFeatures', 'LinearHead', 'topk_cosine', 'Pix
 @torch.no_grad()
 def model_features(model:nn.Module, x:torch.Tensor)->torch.Tensor:
     "`model.dense_features(x)` with `model` in eval mode (running BN statistics, none updated), no gradient."
-    was = model.training
-    try: return model.eval().dense_features(x)
-    finally: model.train(was)
+    with eval_mode(model) as m: return m.dense_features(x)
 
 class CachedFeatures(Dataset):
     "Frozen dense features of every item of a labelled dataset, computed once (float16): items `(features, mask)`."
@@ -39,7 +38,7 @@ class CachedFeatures(Dataset):
         self.source, self.views, self.feats, self.masks = ds, views, [], []
         dev = next(model.parameters()).device
         total = views*math.ceil(len(ds)/batch_size)
-        show = progress if progress is not None else _interactive()
+        show = progress if progress is not None else show_progress()
         with tqdm(total=total, desc='features', disable=not show, dynamic_ncols=True) as bar:
             for v in range(views):
                 with torch.random.fork_rng(devices=[]):

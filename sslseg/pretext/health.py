@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..evaluation import evaluate
 from ..models.backbones import BACKBONES, build_backbone
-from .core import collapse_std
+from .core import collapse_std, eval_mode
 
 # %% auto #0
 __all__ = ['probe_backbone', 'FrozenFeatures', 'LinearProbe', 'KNNProbe', 'feature_probe', 'random_like', 'probe_against_random']
@@ -29,11 +29,8 @@ class FrozenFeatures(nn.Module):
     def __init__(self, backbone:nn.Module, layer:int=-1):
         super().__init__()
         self.backbone, self.layer = backbone, layer
-    @torch.no_grad()
     def forward(self, x:torch.Tensor)->torch.Tensor:
-        was = self.backbone.training
-        try: f = self.backbone.eval()(x)  # running statistics are used, never updated
-        finally: self.backbone.train(was)  # the caller's module comes back in its own mode
+        with eval_mode(self.backbone) as b: f = b(x)  # running statistics used, never updated; the caller's mode restored
         return f[self.layer] if isinstance(f, (list, tuple)) else f
 
 # %% ../../nbs/05b_pretext.health.ipynb #6e9b9399

@@ -19,7 +19,7 @@ from .data import check_disjoint
 from .train import (TrainConfig, SupervisedSeg, fit, eval_loader, is_main, barrier, get_world_size, _pick_device)
 
 # %% auto #0
-__all__ = ['evaluate', 'finetune']
+__all__ = ['evaluate', 'flip_predict', 'finetune']
 
 # %% ../nbs/04b_evaluation.ipynb #c9703c6e
 @torch.no_grad()
@@ -49,6 +49,16 @@ def evaluate(model:nn.Module, # segmentation model: logits (B,C,H,W) at input re
     return res
 
 
+
+# %% ../nbs/04b_evaluation.ipynb #6c365b96
+def flip_predict(predict_fn:Callable|None=None, # the prediction to wrap (default `model(img)`)
+                )->Callable:
+    "A `predict_fn` returning the mean class probabilities of the image and of its horizontal mirror (mirrored back)."
+    f = predict_fn if predict_fn is not None else (lambda model, img: model(img))
+    def predict(model, img):
+        return (f(model, img).float().softmax(1) + f(model, img.flip(-1)).float().softmax(1).flip(-1)) / 2
+    predict.__qualname__ = f"flip_predict({getattr(predict_fn, '__qualname__', type(predict_fn).__name__) if predict_fn else 'model'})"
+    return predict
 
 # %% ../nbs/04b_evaluation.ipynb #2380d230
 def _class_names(ds, n):

@@ -216,10 +216,10 @@ class SequenceCrop:
             H, W = nh, nw
         ch, cw = self.crop_size
         ph, pw = max(0, ch - H), max(0, cw - W)
-        if ph or pw:  # pad right/bottom: frames 0, mask 255 (ignored), flow 0
+        if ph or pw:  # pad right/bottom: frames 0, mask 255 (ignored), flow NaN (invalid: no fake motion edge)
             frames = tF.pad(frames, (0, pw, 0, ph))
             if msk is not None: msk = tF.pad(torch.as_tensor(msk).long(), (0, pw, 0, ph), value=255)
-            if flow is not None: flow = tF.pad(torch.as_tensor(flow).float(), (0, pw, 0, ph))
+            if flow is not None: flow = tF.pad(torch.as_tensor(flow).float(), (0, pw, 0, ph), value=float('nan'))
             H, W = H + ph, W + pw
         t = int(torch.randint(0, H - ch + 1, ())); l = int(torch.randint(0, W - cw + 1, ()))
         flip = self.hflip and bool(torch.rand(()) < 0.5)

@@ -1,4 +1,4 @@
-"""Weak labels end to end (issue 13): `nbs/weak.ipynb` through papermill, its two-stream retraining keeping N1 in every
+"""Weak labels end to end (issue 13): `nbs/weak_train.ipynb` through papermill, its two-stream retraining keeping N1 in every
 batch, its parameter checks, the split's determinism through the notebook, and the pseudo-mask figure notebook."""
 import json, os, subprocess, sys
 from pathlib import Path
@@ -22,7 +22,7 @@ def _jsonl(p:Path)->list[dict]: return [json.loads(l) for l in p.read_text().spl
 def cam_run(tmp_path_factory):
     "One ci run of task (ii) with CAM pseudo masks, logging every step."
     tmp = tmp_path_factory.mktemp('weak')
-    r = _papermill(tmp, 'weak.ipynb', '-r', 'task', 'ii', '-r', 'pseudo', 'cam', '-p', 'steps', '8', '-p', 'batch_size', '2',
+    r = _papermill(tmp, 'weak_train.ipynb', '-r', 'task', 'ii', '-r', 'pseudo', 'cam', '-p', 'steps', '8', '-p', 'batch_size', '2',
                    '-p', 'pseudo_batch_size', '5', '-r', 'out_dir', str(tmp/'cam'))
     assert r.returncode == 0, r.stderr[-3000:]
     return tmp/'cam'
@@ -51,7 +51,7 @@ def test_two_streams_keep_n1_in_every_batch(cam_run):
     assert run['train_config']['batch_sizes'] == {'labelled': 2, 'pseudo': 5}
 
 def test_task_i_has_one_stream(tmp_path):
-    r = _papermill(tmp_path, 'weak.ipynb', '-r', 'task', 'i', '-r', 'pseudo', 'none', '-r', 'out_dir', str(tmp_path/'i'))
+    r = _papermill(tmp_path, 'weak_train.ipynb', '-r', 'task', 'i', '-r', 'pseudo', 'none', '-r', 'out_dir', str(tmp_path/'i'))
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path/'i'/'metrics.json').read_text())
     assert m['method'] == 'n1_only' and m['pseudo_quality'] is None and not (tmp_path/'i'/'masker').exists()
@@ -62,13 +62,13 @@ def test_task_i_has_one_stream(tmp_path):
                                       (['-r', 'task', 'iii'], "task='iii'"),
                                       (['-p', 'n_weak', '23'], "leaves no tile")])
 def test_bad_parameters_are_refused(tmp_path, args, msg):
-    r = _papermill(tmp_path, 'weak.ipynb', *args, '-r', 'out_dir', str(tmp_path/'bad'))
+    r = _papermill(tmp_path, 'weak_train.ipynb', *args, '-r', 'out_dir', str(tmp_path/'bad'))
     assert r.returncode != 0 and msg in r.stderr + r.stdout
 
 def test_figure_refuses_examples_of_other_crops(cam_run, tmp_path):
     "The side-by-side figure draws runs of one split only; a run of another seed (other crops) is refused."
     other = tmp_path/'s1'
-    r = _papermill(tmp_path, 'weak.ipynb', '-r', 'pseudo', 'single_stage', '-p', 'seed', '1', '-r', 'out_dir', str(other), out='s1.ipynb')
+    r = _papermill(tmp_path, 'weak_train.ipynb', '-r', 'pseudo', 'single_stage', '-p', 'seed', '1', '-r', 'out_dir', str(other), out='s1.ipynb')
     assert r.returncode == 0, r.stderr[-3000:]
     bad = _papermill(tmp_path, 'weak_pseudo_masks.ipynb', '-r', 'cam', str(cam_run/'pseudo_examples.npz'), '-r', 'single_stage',
                      str(other/'pseudo_examples.npz'), '-r', 'out_dir', str(tmp_path/'fig-bad'), out='f1.ipynb')
@@ -80,7 +80,7 @@ def test_figure_refuses_examples_of_other_crops(cam_run, tmp_path):
 
 def test_encdecunpool_with_decoder_dropout(tmp_path):
     "The reference's network (EncDecUnpool, VGG16-BN encoder, decoder dropout 0.5) trains through the same notebook."
-    r = _papermill(tmp_path, 'weak.ipynb', '-r', 'task', 'i', '-r', 'pseudo', 'none', '-r', 'arch', 'encdecunpool',
+    r = _papermill(tmp_path, 'weak_train.ipynb', '-r', 'task', 'i', '-r', 'pseudo', 'none', '-r', 'arch', 'encdecunpool',
                    '-r', 'backbone', 'vgg16_bn', '-p', 'p_drop', '0.5', '-r', 'out_dir', str(tmp_path/'run'))
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path/'run'/'metrics.json').read_text())

@@ -5,7 +5,7 @@
 # %% ../nbs/04c_semi.ipynb #ba99c755
 from __future__ import annotations
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn

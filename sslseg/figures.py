@@ -15,7 +15,8 @@ from .metrics import mean_ci, to_markdown
 
 # %% auto #0
 __all__ = ['PROTOCOL', 'CSV_COLUMNS', 'LABELS', 'collect_runs', 'check_comparable', 'FigureSpec', 'figure_specs', 'select',
-           'summarize', 'protocol_card', 'plot_curve', 'iou_table', 'draw_figure', 'decode_labels']
+           'summarize', 'protocol_card', 'plot_curve', 'iou_table', 'source_rows', 'miou_table', 'draw_figure',
+           'decode_labels']
 
 # %% ../nbs/09a_figures.ipynb #91f76848
 def collect_runs(root:str|Path, # a runs folder (e.g. `runs/quick`); searched recursively for `metrics.json`
@@ -63,6 +64,8 @@ class FigureSpec:
     y: str = 'test_miou'
     title: str = ''
     tables: str|None = None
+    sources: list = dataclasses.field(default_factory=list)  # other figures' per-run data to draw with: {figure, filter, hue}
+    expect: list = dataclasses.field(default_factory=list)  # the hues the figure should show; absent ones are listed as missing
     source: str = ''  # the file the spec came from, for error messages
 
     KINDS = ('curve',)
@@ -71,6 +74,11 @@ class FigureSpec:
         if not re.fullmatch(r'[A-Za-z0-9_.-]+', self.name): raise ValueError(f"{self.source}: figure name {self.name!r} is not a file stem")
         if self.tables == self.name:  # `<tables>.csv` would overwrite the figure's own data `<name>.csv`
             raise ValueError(f"{self.source}: figure {self.name!r}: tables={self.tables!r} must differ from the figure's name")
+        for src in self.sources:
+            bad = sorted(set(src) - {'figure', 'filter', 'hue'}) if isinstance(src, dict) else None
+            if bad is None or bad or 'figure' not in src or src['figure'] == self.name:
+                raise ValueError(f"{self.source}: figure {self.name!r}: source {src!r} must be a dict with `figure` (another "
+                                 f"figure's name) and optional `filter` and `hue`" + (f"; unknown key(s) {bad}" if bad else ''))
 
     @classmethod
     def from_dict(cls, d:dict, source:str=''):
@@ -126,10 +134,11 @@ def protocol_card(df:pd.DataFrame)->str:
         if c in df and df[c].astype(str).nunique() == 1: parts.append(fmt.format(df[c].iloc[0]))
     return ', '.join(parts)
 
-def plot_curve(summ:pd.DataFrame, spec:FigureSpec, card:str=''):
-    "The figure of a curve spec from `summarize` output: mean line, interval bars and band per hue."
+def plot_curve(summ:pd.DataFrame, spec:FigureSpec, card:str='', missing=()):
+    "The figure of a curve spec from `summarize` output: mean line, interval bars and band per hue; `missing` hues are named."
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    many = summ[spec.hue].nunique() > 6  # the legend goes beside the axes
+    fig, ax = plt.subplots(figsize=(8.8, 4.6) if many else (6.4, 4.2))
     sx = 100 if spec.x == 'fraction' else 1  # fractions are shown in per cent
     for hue, g in summ.groupby(spec.hue):
         n = f"{g.n.min()}" if g.n.min() == g.n.max() else f"{g.n.min()}–{g.n.max()}"
@@ -140,11 +149,14 @@ def plot_curve(summ:pd.DataFrame, spec:FigureSpec, card:str=''):
     xs = sorted(summ[spec.x].unique()*sx)
     ax.set_xscale('log'); ax.set_xticks(xs, [f"{v:g}" for v in xs]); ax.minorticks_off()
     ax.set_xlabel('labelled training images (%)' if spec.x == 'fraction' else spec.x)
-    ax.set_ylabel(f"{LABELS.get(spec.y, spec.y.replace('_', ' '))} (%)"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    ax.set_ylabel(f"{LABELS.get(spec.y, spec.y.replace('_', ' '))} (%)"); ax.grid(alpha=0.3)
+    if many: ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
+    else: ax.legend(fontsize=8)
     ax.set_title(spec.title or spec.name, fontsize=10)
     how = ' and '.join(sorted(set(summ.interval))) if 'interval' in summ else 'Student-t interval over seeds'
-    fig.text(0.01, 0.005, card + f'\nmean ± 95% {how}', fontsize=7, color='0.3')
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    miss = f"\nmissing (no runs): {', '.join(map(str, missing))}" if len(missing) else ''
+    fig.text(0.01, 0.005, card + f'\nmean ± 95% {how}' + miss, fontsize=7, color='0.3')
+    fig.tight_layout(rect=(0, 0.06 + 0.025*bool(miss), 1, 1))
     return fig
 
 # %% ../nbs/09a_figures.ipynb #7a8ee85a
@@ -156,6 +168,26 @@ def iou_table(root:str|Path, runs:pd.DataFrame, spec:FigureSpec)->pd.DataFrame:
         rows.append({spec.hue: m[spec.hue], spec.x: m[spec.x], **dict(zip(m['class_names'], m['test_iou'])), 'mIoU': m[spec.y]})
     return (pd.DataFrame(rows).groupby([spec.hue, spec.x]).mean(numeric_only=True)*100).round(1)
 
+# %% ../nbs/09a_figures.ipynb #e1a5b342
+def source_rows(spec:FigureSpec, # a spec with `sources`
+                fig_dir:str|Path, # where the source figures' `<figure>.csv` are
+               )->pd.DataFrame:
+    "The rows of the per-run data of the figures `spec.sources` names (filtered, relabelled); a `source` column says which."
+    parts = []
+    for src in spec.sources:
+        p = Path(fig_dir)/f"{src['figure']}.csv"
+        if not p.is_file(): continue  # its lines show up as missing (`expect`)
+        df = select(pd.read_csv(p), src.get('filter') or {})
+        if src.get('hue') is not None: df = df.assign(**{spec.hue: src['hue']})
+        parts.append(df.assign(source=src['figure']))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+def miou_table(summ:pd.DataFrame, spec:FigureSpec)->pd.DataFrame:
+    "`summarize` output as a table in %: one row per (hue, x) with its mean, 95% interval and number of runs."
+    t = summ[[spec.hue, spec.x, 'n']].copy()
+    for c, v in (('mean', summ[spec.y]), ('lo', summ.lo), ('hi', summ.hi)): t[c] = (v.astype(float)*100).round(1).to_numpy()
+    return t.set_index([spec.hue, spec.x])
+
 # %% ../nbs/09a_figures.ipynb #9e133b0a
 def _csv_bytes(df:pd.DataFrame, **kw)->bytes: return df.to_csv(**kw).encode()
 
@@ -165,23 +197,28 @@ def draw_figure(spec:FigureSpec, # what to draw
                 fig_dir:str|Path, # where the files go
                 dpi:int=150,
                )->dict:
-    "Draw `spec` from `runs` into `fig_dir`; returns the summary table and the paths written (none when no run matched)."
-    sel = select(runs, spec.filter)
+    "Draw `spec` from `runs` (and its sources' data) into `fig_dir`; returns the summary and the paths written (none without runs of its own)."
+    sel, fig_dir = select(runs, spec.filter), Path(fig_dir)
     if not len(sel): return dict(spec=spec, n_runs=0, files=[])
+    if spec.sources: sel = pd.concat([sel.assign(source=''), source_rows(spec, fig_dir)], ignore_index=True)
+    missing = [h for h in spec.expect if h not in set(sel[spec.hue])] if spec.hue in sel else list(spec.expect)
     for c in (spec.x, spec.hue, spec.y):
         if c not in sel: raise ValueError(f"{spec.source}: figure {spec.name!r} plots column {c!r}, which the runs lack")
     check_comparable(sel, [spec.hue, spec.x])
-    fig_dir = Path(fig_dir); fig_dir.mkdir(parents=True, exist_ok=True)
-    long = sel[[c for c in CSV_COLUMNS if c in sel]].sort_values([spec.hue, spec.x, 'seed'])
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    long = sel[[c for c in (*CSV_COLUMNS, 'source') if c in sel]].sort_values([spec.hue, spec.x, 'seed'])
     files = [atomic_write_bytes(fig_dir/f"{spec.name}.csv", _csv_bytes(long, index=False))]
     summ = summarize(sel, by=(spec.hue, spec.x), value=spec.y)
-    fig = plot_curve(summ, spec, protocol_card(sel))
+    fig = plot_curve(summ, spec, protocol_card(sel), missing)
     import io, matplotlib.pyplot as plt
     buf = io.BytesIO(); fig.savefig(buf, dpi=dpi, metadata={'Software': None}); plt.close(fig)
     files.append(atomic_write_bytes(fig_dir/f"{spec.name}.png", buf.getvalue()))
-    out = dict(spec=spec, n_runs=len(sel), summary=summ, files=files)
+    out = dict(spec=spec, n_runs=len(sel), summary=summ, files=files, selected=sel, missing=missing)
+    if spec.sources:  # the sources' protocol records (commits, devices) for the summary
+        out['source_protocols'] = {s['figure']: read_json(p)['protocol'] for s in spec.sources
+                                   if (p := fig_dir/f"{s['figure']}.json").is_file() and s['figure'] in set(sel.source)}
     if spec.tables:
-        t = iou_table(root, sel, spec)
+        t = miou_table(summ, spec) if spec.sources else iou_table(root, sel, spec)
         files.append(atomic_write_bytes(fig_dir/f"{spec.tables}.csv", _csv_bytes(t)))
         tt = t.copy(); tt.index = [f"{h} @ {x:g}" for h, x in tt.index]; tt.index.name = f"{spec.hue} @ {spec.x}"
         files.append(atomic_write_bytes(fig_dir/f"{spec.tables}.md", (to_markdown(tt) + '\n').encode()))

@@ -101,12 +101,18 @@ def figure_summary(res:dict, # what `draw_figure` returned (with at least one ru
                    root:str|Path, # the runs root
                   )->dict:
     "The summary of a drawn figure: its spec, one row per point (mean, 95% interval, seeds), its protocol and files."
-    spec, sel, summ = res['spec'], select(runs, res['spec'].filter), res['summary']
-    facts = [run_facts(root, r) for r in sel.run]  # read from the files: a DataFrame would turn ints with gaps into floats
-    col = lambda k: [f[k] for f in facts]
+    spec, summ = res['spec'], res['summary']
+    sel = res['selected'] if 'selected' in res else select(runs, spec.filter)
+    own = sel[sel.source == ''] if 'source' in sel else sel  # rows of other figures' data have no run folder here
+    facts = [run_facts(root, r) for r in own.run]  # read from the files: a DataFrame would turn ints with gaps into floats
+    theirs = list((res.get('source_protocols') or {}).values())  # the sources' protocols, as their own summaries recorded them
+    def col(k, their_key=None):
+        vals = [f[k] for f in facts]
+        for p in theirs: v = p.get(their_key or k); vals += v if isinstance(v, list) else [v]
+        return vals
     protocol = {c: _one_or_all(col(c)) for c in (*CARD, 'eval')}
-    protocol.update(seeds=_values(sel['seed']) if 'seed' in sel else [], n_runs=len(sel), devices=_values(col('device')),
-                    commits=_values(col('commit')))
+    protocol.update(seeds=_values(sel['seed']) if 'seed' in sel else [], n_runs=len(sel), devices=_values(col('device', 'devices')),
+                    commits=_values(col('commit', 'commits')))
     rows = [dict(hue=_plain(r[spec.hue]), x=_plain(r[spec.x]), n=int(r['n']), mean=_plain(r[spec.y]),
                  lo=_plain(r['lo']), hi=_plain(r['hi'])) for r in summ.to_dict('records')]
     written = {Path(p).name for p in res['files']}
@@ -114,7 +120,9 @@ def figure_summary(res:dict, # what `draw_figure` returned (with at least one ru
                  tables=[f for f in (f"{spec.tables}.md", f"{spec.tables}.csv") if spec.tables and f in written])
     figure = dict(name=spec.name, title=spec.title or spec.name, kind=spec.kind, x=spec.x, hue=spec.hue, y=spec.y,
                   filter=spec.filter, source=_source(spec.source) if spec.source else '')
-    return dict(figure=figure, rows=rows, protocol=protocol, files=files)
+    out = dict(figure=figure, rows=rows, protocol=protocol, files=files)
+    if spec.sources: out.update(sources=[src['figure'] for src in spec.sources], missing=list(res.get('missing', [])))
+    return out
 
 def summary_bytes(summary:dict)->bytes:
     "Canonical JSON text of a summary: sorted keys, no NaN, a final newline."
@@ -180,11 +188,15 @@ def figure_markdown(s:dict, # a figure summary (`figure_summary`, or a `figures/
     n = sorted({r['n'] for r in s['rows']})
     seeds = f"{n[0]} seeds" if len(n) == 1 else f"{n[0]}–{n[-1]} seeds"
     link = lambda p: f"[`{p}`]({img_dir}/{p})"
-    data = link(files['data']) + ' (one row per run)' + ''.join(f", per-class IoU {link(p)}" for p in files['tables'] if p.endswith('.csv'))
+    what = 'mIoU table' if s.get('sources') else 'per-class IoU'  # other figures' rows carry no per-class IoU
+    data = link(files['data']) + ' (one row per run)' + ''.join(f", {what} {link(p)}" for p in files['tables'] if p.endswith('.csv'))
     return '\n\n'.join([f"![{f['title']}]({img_dir}/{files['figure']})",
                         f"**{f['title']}**: mean [95% Student-t interval] over {seeds}, in %.", summary_table(s),
                         protocol_markdown(s['protocol']),
-                        f"Data: {data}" + (f"; spec: `{f['source']}`." if f['source'] else '.')])
+                        f"Data: {data}" + (f"; spec: `{f['source']}`." if f['source'] else '.')]
+                       + ([f"Besides its own runs, drawn from the per-run data of {', '.join(f'`{n}`' for n in s['sources'])}."]
+                          if s.get('sources') else [])
+                       + ([f"**Missing** (no runs yet): {', '.join(map(str, s['missing']))}."] if s.get('missing') else []))
 
 # %% ../nbs/09c_results.ipynb #02d4df29
 RESULTS_MARKER = '<!-- sslseg:results -->'  # where tools/readme.py puts the results into the README

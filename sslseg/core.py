@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #be47a608
 from __future__ import annotations
-import ast, contextlib, dataclasses, datetime as _dt, difflib, fcntl, hashlib, json, math, os, platform, random, re, resource
+import contextlib, dataclasses, datetime as _dt, fcntl, hashlib, json, math, os, platform, random, re, resource
 import subprocess, sys, tempfile, time, traceback, warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,8 +17,7 @@ __all__ = ['IDENTITY_EXCLUDED', 'RUNNER_FILES', 'seed_everything', 'seed_worker'
            'atomic_open', 'atomic_write_bytes', 'to_json', 'atomic_write_json', 'read_json', 'atomic_torch_save',
            'append_jsonl', 'read_jsonl', 'data_root', 'project_root', 'git_info', 'package_versions', 'device_info',
            'peak_memory_mb', 'RunRecord', 'RunLock', 'describe_holder', 'clean_stale_temps', 'canonical_params',
-           'run_identity', 'run_slug', 'Run', 'open_run', 'literal_assignments', 'parameter_problems',
-           'check_injected_parameters', 'check_notebook_parameters', 'Method', 'to_device']
+           'run_identity', 'run_slug', 'Run', 'open_run', 'Method', 'to_device']
 
 # %% ../nbs/00_core.ipynb #32d4ca2e
 def seed_everything(seed:int, # seed for python, numpy and torch (CPU and CUDA)
@@ -431,61 +430,6 @@ def open_run(kind:str, # what runs: 'finetune', 'pretrain', ... (recorded; must 
     except BaseException:
         lock.release(); raise
     return Run(run_dir, rec, ident, params, lock)
-
-# %% ../nbs/00_core.ipynb #17451ac6
-_NONLITERAL = object()
-def literal_assignments(src:str)->dict:
-    "name -> literal value for each top-level `name = literal` of a cell."
-    out = {}
-    for node in ast.parse(src).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1: tgt, val = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None: tgt, val = node.target, node.value
-        else: continue
-        if not isinstance(tgt, ast.Name): continue
-        try: out[tgt.id] = ast.literal_eval(val)
-        except (ValueError, SyntaxError, TypeError): out[tgt.id] = _NONLITERAL
-    return out
-
-def _scalar(v)->bool: return v is None or isinstance(v, (bool, int, float, str))
-_FITS = {  # default's type -> what a given value may be (an int is fine for a float; None takes any scalar or list of them)
-    type(None): lambda v: _scalar(v) or (isinstance(v, (list, tuple)) and all(map(_scalar, v))), bool: lambda v: isinstance(v, bool),
-    int: lambda v: isinstance(v, int) and not isinstance(v, bool), float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    str: lambda v: isinstance(v, str), list: lambda v: isinstance(v, (list, tuple)), tuple: lambda v: isinstance(v, (list, tuple)),
-    dict: lambda v: isinstance(v, dict)}
-
-def _type_problem(name:str, default, value)->str|None:
-    fits = _FITS.get(type(default))
-    if default is _NONLITERAL or value is _NONLITERAL or fits is None or fits(value): return None
-    hint = f" (use `-p {name} {value.strip().capitalize()}`: `-p {name} {value}` passes a string)" \
-           if isinstance(default, bool) and isinstance(value, str) and value.strip().lower() in ('true', 'false') else \
-           f" (use `-r {name} {value}` for a raw string)" if isinstance(default, str) else ''
-    want = 'a scalar' if default is None else type(default).__name__
-    return f"{name}={value!r}: expected {want} like the default {default!r}, got {type(value).__name__}{hint}"
-
-def parameter_problems(declared:dict, given:dict)->list[str]:
-    "What is wrong with `given` (name -> value) for a notebook declaring `declared` (name -> default): names and types."
-    problems = []
-    for k, v in given.items():
-        if k.startswith('PAPERMILL_'): continue  # papermill's own (--inject-paths)
-        if k not in declared:
-            near = difflib.get_close_matches(k, list(declared), n=1)
-            problems.append(f"unknown parameter {k!r}" + (f" (did you mean {near[0]!r}?)" if near else ''))
-        elif (p := _type_problem(k, declared[k], v)): problems.append(p)
-    return problems
-
-def check_injected_parameters(declared_src:str, injected_src:str)->dict:
-    "Check the names and types of papermill's injected cell against the `parameters` cell; the injected values."
-    declared, injected = literal_assignments(declared_src), literal_assignments(injected_src)
-    if (problems := parameter_problems(declared, injected)):
-        raise ValueError('; '.join(problems) + f". The notebook's parameters are: {', '.join(sorted(declared))}")
-    return {k: v for k, v in injected.items() if not k.startswith('PAPERMILL_')}
-
-def check_notebook_parameters(ns:dict)->dict:
-    "In the cell after `parameters`: check what papermill injected (`check_notebook_parameters(globals())`)."
-    hist = list(ns.get('In') or getattr(_ipython(), 'user_ns', {}).get('In') or [])
-    for i in range(len(hist)-1, 0, -1):
-        if hist[i].lstrip().startswith('# Parameters'): return check_injected_parameters(hist[i-1], hist[i])
-    return {}
 
 # %% ../nbs/00_core.ipynb #ca206224
 class Method(torch.nn.Module):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import Run, open_run, project_root, run_identity, run_slug, canonical_params, literal_assignments, parameter_problems
+from .core import Run, open_run, project_root, run_identity, run_slug, canonical_params
+from .params import literal_assignments, parameter_problems
 
 # %% auto #0
 __all__ = ['PROFILES', 'CROP_SIZE_RANGE', 'profile_params', 'check_values', 'notebook_parameters', 'check_parameters', 'nbs_path',

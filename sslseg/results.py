@@ -55,7 +55,10 @@ _WORKBOOK = (  # the five families of the workbook, in its order: key, title, sp
     ('weak_aerial', 'Weakly semi-supervised aerial segmentation from crop-level labels', 'sweeps/weak.yaml',
      'With 3 pixel-labelled tiles and 20 tiles labelled only by the classes in their crops, do pseudo masks (CAM, '
      'single-stage with PAMR) beat training on the labelled tiles alone?'),
-    ('video_pretext', 'Video pretext tasks: temporal triplet, frame order, colourisation, future frames', (), ''))
+    ('video_pretext', 'Video pretext tasks: temporal triplet, frame order, colourisation, future frames',
+     'sweeps/video_pretext.yaml',
+     'Do temporal-triplet, frame-order and colourisation pretraining on unlabelled video help FCN-8s at 1, 10, 100 % '
+     'labels, and how does every pretraining of the workbook compare under one fine-tuning protocol?'))
 for _f in _WORKBOOK: register_family(*_f)
 
 # %% ../nbs/09c_results.ipynb #44808cf5

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from .core import (RunLock, describe_holder, clean_stale_temps, read_json, atomic_write_json, project_root,
-                         run_identity, parameter_problems)
+                         run_identity)
+from .params import parameter_problems
 from .experiments import (PROFILES, Job, check_values, notebook_parameters, order_jobs, load_sweep, sweep_jobs, nbs_path)
 
 # %% auto #0

@@ -124,7 +124,7 @@ def figure_summary(res:dict, # what `draw_figure` returned (with at least one ru
     figure = dict(name=spec.name, title=spec.title or spec.name, kind=spec.kind, x=spec.x, hue=spec.hue, y=spec.y,
                   filter=spec.filter, source=_source(spec.source) if spec.source else '')
     out = dict(figure=figure, rows=rows, protocol=protocol, files=files)
-    if spec.sources: out.update(sources=[src['figure'] for src in spec.sources], missing=list(res.get('missing', [])))
+    if spec.sources: out.update(sources=list(dict.fromkeys(src['figure'] for src in spec.sources)), missing=list(res.get('missing', [])))
     return out
 
 def summary_bytes(summary:dict)->bytes:
